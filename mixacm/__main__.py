@@ -1,0 +1,5 @@
+import sys
+
+from mixacm.cli import main
+
+sys.exit(main())
