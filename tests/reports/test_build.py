@@ -1,0 +1,69 @@
+"""Smoke: the report renders with no results and with synthetic results; every table is present; 'not run' shown."""
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from reports import build
+from verification import paper_data
+from verification.schema import make_record, provenance
+
+pytestmark = pytest.mark.smoke
+
+
+def _ids(page: str) -> set[str]:
+    return set(re.findall(r'id="([^"]+)"', page))
+
+
+def test_renders_without_results(tmp_path):
+    out = build.build([], tmp_path / "missing-theory.json", tmp_path / "r.html")
+    page = out.read_text()
+    ids = _ids(page)
+    for t in paper_data.TABLES:
+        assert t in ids
+    assert {"claims", "fig3", "fig4", "fig7", "theory", "provenance"} <= ids
+    # every paper cell is shown as not run (or as having no paper value), never blank
+    n_cells = len(paper_data.all_cells())
+    assert page.count(">not run</span>") + page.count(">no paper value</span>") >= n_cells
+    assert "56.65" in page and "0.93" in page  # a paper value with its std
+
+
+def test_renders_synthetic_results(tmp_path):
+    cell = paper_data.find_cell("table3", "CIFAR-10 / Ours", "PGD 20")  # 48.09
+    bad = paper_data.find_cell("table3", "CIFAR-10 / Ours", "Acc.")  # 89.93
+    recs = [make_record(cell["table"], cell["row"], cell["column"], {**cell["setting"], "scale": "synthetic"},
+                        [47.5, 48.5, 48.0], [0, 1, 2], {"method": "mixacm"}, 12.0),
+            make_record(bad["table"], bad["row"], bad["column"], bad["setting"], [70.0, 71.0], [0, 1], {}, 1.0),
+            make_record("fig3", "mixacm", "robust", {"data_fraction": 0.3}, [30, 31], [0, 1]),
+            make_record("fig3", "mixacm", "robust", {"data_fraction": 1.0}, [35, 36], [0, 1]),
+            make_record("bench", "natural", "step_time_s", {}, [0.1, 0.11], [0, 1]),
+            make_record("bench", "pgd7_at", "step_time_s", {}, [0.7, 0.72], [0, 1])]
+    res = {"provenance": provenance("smoke", "2024-01-01T00:00:00+00:00", 3.0), "results": recs}
+    (tmp_path / "res").mkdir()
+    (tmp_path / "res" / "results.json").write_text(json.dumps(res))
+    (tmp_path / "res" / "acm.json").write_text(json.dumps({"acm_profiles": {"block 3": {
+        "teacher": [0.1, 0.5, 0.2], "student": [0.2, 0.4, 0.1], "natural": [1, 1, 1]}}}))
+    theory = tmp_path / "theory.json"
+    theory.write_text(json.dumps({"claims": [{"id": "thm42.x", "statement": "s", "source": "B.2",
+                                              "verdict": "holds-exact"}],
+                                  "errata": [{"location": "B.1", "text_says": "l1", "correct": "linf", "evidence": "e"}]}))
+    page = build.build([str(tmp_path / "res")], theory, tmp_path / "r.html").read_text()
+    assert "48.00 ± 0.50 (n=3)" in page and "-0.09" in page and ">pass</span>" in page
+    assert ">fail</span>" in page and "-19.43" in page
+    assert page.count("<svg") >= 2  # fig3 curve and the ACM profile
+    assert "thm42.x" in page and "linf" in page
+    assert "2024-01-01" in page and "6.76×" in page  # 0.71 s / 0.105 s
+
+
+def test_invalid_results_file_named(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"provenance": {}, "results": []}))
+    with pytest.raises(ValueError, match="bad.json"):
+        build.build([str(bad)], None, tmp_path / "r.html")
+
+
+def test_cli_main(tmp_path, capsys):
+    assert build.main(["--out", str(tmp_path / "x.html"), "--theory", str(tmp_path / "none.json")]) == 0
+    assert (tmp_path / "x.html").exists() and "report written" in capsys.readouterr().out

@@ -1,0 +1,174 @@
+"""THE results schema: what every experiment writes and what the report and the claims read.
+
+Reproduced-results file (JSON)::
+
+    {
+      "provenance": {"commit": str, "machine": str, "python": str, "torch": str, "started": str (ISO 8601),
+                     "wall_time_s": float, "tier": "smoke" | "cpu" | "gpu"},
+      "results": [record, ...]
+    }
+
+A record reproduces one paper cell (same ``table``/``row``/``column`` as in ``verification/paper/``) or a
+quantity the paper shows only in a figure (``table`` = "fig3", "fig4", "fig7", or "bench")::
+
+    {
+      "table": "table3", "row": "CIFAR-10 / Ours", "column": "PGD 20",
+      "setting": {dataset, teacher, teacher_robustbench, teacher_dataset, student, method, attack, eps,
+                  data_fraction, ...extra keys, e.g. components, blocks, transform, feature_loss, scale},
+      "value": float,            # mean over runs, in percent for accuracies
+      "std": float | null,       # sample std (ddof=1) over runs; null when n_runs == 1
+      "n_runs": int, "runs": [float, ...], "seeds": [int, ...],   # per-seed values, same order
+      "config": {...},           # the trainer + evaluator config actually run
+      "wall_time_s": float
+    }
+
+Claims file (JSON): a list of ``{"id", "statement", "source", "verdict", "numbers", "paper_numbers", "rule"}`` with
+verdict in ``CLAIM_VERDICTS`` (see ``verification/claims.py`` for how verdicts are decided).
+
+``validate_results(obj)`` / ``validate_record(rec)`` / ``validate_claims(obj)`` raise ``SchemaError`` with a
+one-line message naming the offending record and the fix. ``make_record(...)`` builds a record from per-seed values.
+"""
+from __future__ import annotations
+
+import math
+import statistics
+from typing import Any, Iterable
+
+PROVENANCE_KEYS = ("commit", "machine", "python", "torch", "started", "wall_time_s", "tier")
+TIERS = ("smoke", "cpu", "gpu")
+RECORD_KEYS = ("table", "row", "column", "setting", "value", "std", "n_runs", "runs", "seeds", "config", "wall_time_s")
+SETTING_KEYS = ("dataset", "teacher", "teacher_robustbench", "teacher_dataset", "student", "method", "attack", "eps",
+                "data_fraction")
+CLAIM_KEYS = ("id", "statement", "source", "verdict", "numbers", "paper_numbers", "rule")
+CLAIM_VERDICTS = ("reproduced", "not reproduced", "inconclusive")
+
+
+class SchemaError(ValueError):
+    """A results/claims object does not follow the schema."""
+
+
+def _num(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def validate_record(rec: Any, where: str = "record") -> None:
+    if not isinstance(rec, dict):
+        raise SchemaError(f"{where}: must be a dict, got {type(rec).__name__}")
+    missing = [k for k in RECORD_KEYS if k not in rec]
+    if missing:
+        raise SchemaError(f"{where}: missing keys {missing}; a record needs {RECORD_KEYS}")
+    where = f"{where} ({rec['table']}/{rec['row']}/{rec['column']})"
+    for k in ("table", "row", "column"):
+        if not isinstance(rec[k], str) or not rec[k]:
+            raise SchemaError(f"{where}: {k!r} must be a non-empty string (the paper cell's coordinates)")
+    if not isinstance(rec["setting"], dict):
+        raise SchemaError(f"{where}: setting must be a dict")
+    lacking = [k for k in SETTING_KEYS if k not in rec["setting"]]
+    if lacking:
+        raise SchemaError(f"{where}: setting lacks {lacking} (use null when not applicable)")
+    runs, seeds, n = rec["runs"], rec["seeds"], rec["n_runs"]
+    if not isinstance(n, int) or n < 1:
+        raise SchemaError(f"{where}: n_runs must be an int >= 1")
+    if not isinstance(runs, list) or len(runs) != n or not all(_num(v) for v in runs):
+        raise SchemaError(f"{where}: runs must list n_runs={n} finite numbers, got {runs!r}")
+    if not isinstance(seeds, list) or len(seeds) != n:
+        raise SchemaError(f"{where}: seeds must list n_runs={n} seeds, got {seeds!r}")
+    if not _num(rec["value"]):
+        raise SchemaError(f"{where}: value must be a finite number (the mean of runs)")
+    mean = statistics.fmean(runs)
+    if abs(mean - rec["value"]) > 1e-6 * max(1.0, abs(mean)):
+        raise SchemaError(f"{where}: value {rec['value']} is not the mean of runs ({mean}); recompute with make_record")
+    if n == 1:
+        if rec["std"] is not None:
+            raise SchemaError(f"{where}: std must be null for a single run")
+    else:
+        if not _num(rec["std"]) or rec["std"] < 0:
+            raise SchemaError(f"{where}: std must be a number >= 0 for n_runs={n}")
+        sd = statistics.stdev(runs)
+        if abs(sd - rec["std"]) > 1e-6 * max(1.0, sd):
+            raise SchemaError(f"{where}: std {rec['std']} is not the sample std of runs ({sd}); use make_record")
+    if not isinstance(rec["config"], dict):
+        raise SchemaError(f"{where}: config must be a dict")
+    if not (_num(rec["wall_time_s"]) and rec["wall_time_s"] >= 0):
+        raise SchemaError(f"{where}: wall_time_s must be a number >= 0")
+
+
+def validate_results(obj: Any) -> None:
+    """Validate a whole results file; raises SchemaError on the first problem."""
+    if not isinstance(obj, dict) or set(obj) < {"provenance", "results"}:
+        raise SchemaError("results file must be {'provenance': {...}, 'results': [...]}")
+    prov = obj["provenance"]
+    if not isinstance(prov, dict):
+        raise SchemaError("provenance must be a dict")
+    missing = [k for k in PROVENANCE_KEYS if k not in prov]
+    if missing:
+        raise SchemaError(f"provenance lacks {missing}; needs {PROVENANCE_KEYS}")
+    if prov["tier"] not in TIERS:
+        raise SchemaError(f"provenance.tier {prov['tier']!r} not in {TIERS}")
+    if not isinstance(obj["results"], list):
+        raise SchemaError("results must be a list of records")
+    seen = set()
+    for i, rec in enumerate(obj["results"]):
+        validate_record(rec, f"results[{i}]")
+        key = (rec["table"], rec["row"], rec["column"], _frozen(rec["setting"]))
+        if key in seen:
+            raise SchemaError(f"results[{i}]: duplicate record for {key[:3]} with the same setting; merge the runs")
+        seen.add(key)
+
+
+def validate_claims(obj: Any) -> None:
+    if not isinstance(obj, list):
+        raise SchemaError("claims file must be a list of claims")
+    for i, c in enumerate(obj):
+        if not isinstance(c, dict):
+            raise SchemaError(f"claims[{i}]: must be a dict")
+        missing = [k for k in CLAIM_KEYS if k not in c]
+        if missing:
+            raise SchemaError(f"claims[{i}] ({c.get('id')}): missing keys {missing}")
+        if c["verdict"] not in CLAIM_VERDICTS:
+            raise SchemaError(f"claims[{i}] ({c['id']}): verdict {c['verdict']!r} not in {CLAIM_VERDICTS}")
+
+
+def _frozen(d: Any) -> Any:
+    if isinstance(d, dict):
+        return tuple(sorted((k, _frozen(v)) for k, v in d.items()))
+    if isinstance(d, list):
+        return tuple(_frozen(v) for v in d)
+    return d
+
+
+def make_record(table: str, row: str, column: str, setting: dict[str, Any], runs: Iterable[float],
+                seeds: Iterable[int], config: dict[str, Any] | None = None, wall_time_s: float = 0.0) -> dict[str, Any]:
+    """Build a valid record from per-seed values (mean and sample std computed here)."""
+    runs, seeds = [float(v) for v in runs], list(seeds)
+    full_setting = {k: None for k in SETTING_KEYS}
+    full_setting.update(setting)
+    rec = {"table": table, "row": row, "column": column, "setting": full_setting,
+           "value": statistics.fmean(runs) if runs else float("nan"),
+           "std": statistics.stdev(runs) if len(runs) > 1 else None,
+           "n_runs": len(runs), "runs": runs, "seeds": seeds, "config": dict(config or {}),
+           "wall_time_s": float(wall_time_s)}
+    validate_record(rec)
+    return rec
+
+
+def provenance(tier: str, started: str, wall_time_s: float) -> dict[str, Any]:
+    """Provenance of this process: git commit (or 'unknown'), machine, python and torch versions."""
+    import platform
+    import subprocess
+    import sys
+
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10,
+                                check=True).stdout.strip()
+    except Exception:  # no git / not a checkout
+        commit = "unknown"
+    try:
+        import torch
+
+        torch_version = torch.__version__
+    except ImportError:
+        torch_version = None
+    machine = f"{platform.node()} {platform.machine()} {platform.processor() or ''} cpus={__import__('os').cpu_count()}"
+    return {"commit": commit, "machine": machine.strip(), "python": sys.version.split()[0], "torch": torch_version,
+            "started": started, "wall_time_s": float(wall_time_s), "tier": tier}

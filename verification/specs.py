@@ -1,0 +1,159 @@
+"""Every paper table cell -> a runnable experiment spec (gpu tier: the paper's full settings).
+
+``spec_for(cell)`` returns a dict::
+
+    {"id": "table3:CIFAR-10 / Ours:PGD 20", "table", "row", "column", "kind": "train_eval" | "param_ratio",
+     "train": {TrainConfig fields: method, model, dataset, teacher, epochs, alpha_acm, use_kd, use_mixup, use_acm,
+               blocks, transform, feature_loss, data_fraction, eps, attack_steps, ...} | None,
+     "eval": {"attacks": [..all attacks of the row..], "attack": this cell's attack, "eps": "8/255", "n": None},
+     "seeds": [0, ...], "group": "<hash of train config>", "tolerance": float, "tolerance_rule": str,
+     "blocked": None | "reason it cannot run here (cited method not implemented, teacher not downloadable by name)",
+     "erratum": None | "known error of the paper for this cell"}
+
+Cells of the same row share one training run per seed (``group``); a row's attacks are evaluated together.
+Teachers are RobustBench names where the paper used one (``teacher = "robustbench:<name>"``); the CIFAR-100
+WRN-28-10 teacher (Table 3) and the ImageNet-32x32 teacher of Hendrycks et al. (Table 5) are not downloadable by
+name: set ``MIXACM_TEACHER_CIFAR100_WRN28_10`` / ``MIXACM_TEACHER_IMAGENET32_WRN28_10`` to a checkpoint path to run them.
+Students share the teacher's architecture (Supp. A.1: Swish for Gowal et al. teachers -> ``gowal-wrn-D-W``).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from typing import Any
+
+from verification import compare, paper_data
+
+CIFAR_EPOCHS = 200  # Sec. 6 "Training Details"
+IMAGENET_EPOCHS = 120
+SEEDS_PAPER_REPEATS = [0, 1, 2, 3, 4]  # "five repetitions" (Table 1 caption, Table 5 caption)
+
+# Methods of the paper's rows that this package implements -> TrainConfig overrides.
+METHOD_CONFIG: dict[str, dict[str, Any]] = {
+    "natural": {"method": "natural"},
+    "pgd_at": {"method": "pgd_at", "attack_steps": 7, "attack_step": "2/255", "eps": "8/255"},
+    "pgd7_at": {"method": "pgd_at", "attack_steps": 7, "attack_step": "2/255", "eps": "8/255"},
+    "fast_at": {"method": "fast_at"},
+    "kd": {"method": "kd"},
+    "mixacm": {"method": "mixacm"},
+    "mixacm_no_mixup": {"method": "mixacm", "use_mixup": False},
+    "mixacm_randaugment": {"method": "mixacm", "augment": "randaugment"},
+    "mixacm_ablation": {"method": "mixacm"},
+}
+NOT_IMPLEMENTED = {"lat", "tla", "yopo", "free_at", "trades", "mart", "awp", "fat", "at_early_stop", "bot_trades",
+                   "adv_pretraining", "igam"}
+TEACHER_ENV = {"cifar100": "MIXACM_TEACHER_CIFAR100_WRN28_10", "imagenet32": "MIXACM_TEACHER_IMAGENET32_WRN28_10"}
+# Cells where the paper's printed number is wrong (the gpu test expects the mismatch; see test_paper_data).
+ERRATA = {"table4:Depth & Channel: WRN-34-20 -> WRN-16-10:Size Ratio":
+          "printed 9.227%; parameter counts give 9.276% (digits transposed?)"}
+
+
+def _model_name(arch: str, gowal: bool) -> str:
+    if arch == "ResNet-50":
+        return "resnet50"
+    d, w = arch.split("-")[1:]
+    return f"{'gowal-' if gowal else ''}wrn-{d}-{w}"
+
+
+def _teacher(setting: dict[str, Any]) -> tuple[str | None, str | None]:
+    """(teacher spec for TrainConfig.teacher, blocking reason)."""
+    if setting.get("teacher") is None:
+        return None, None
+    if setting.get("teacher_robustbench"):
+        return f"robustbench:{setting['teacher_robustbench']}", None
+    env = TEACHER_ENV.get(setting.get("teacher_dataset") or "")
+    if env and os.environ.get(env):
+        return os.environ[env], None
+    return None, (f"teacher {setting['teacher']} ({setting.get('teacher_dataset')}) is not downloadable by name"
+                  + (f"; set {env}=CHECKPOINT" if env else ""))
+
+
+def _row_attacks(cell: dict[str, Any]) -> list[str]:
+    t = paper_data.load_table(cell["table"])
+    same = [c for c in t["cells"] if c["row"] == cell["row"] and c["setting"].get("method") == cell["setting"]["method"]
+            and c["setting"].get("eps") in (None, cell["setting"].get("eps"))]
+    atts = []
+    for c in same:
+        a = c["setting"].get("attack")
+        if a and a != "clean" and a not in atts:
+            atts.append(a)
+    return atts
+
+
+def train_config(cell: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
+    s = cell["setting"]
+    method = s.get("method")
+    if method in NOT_IMPLEMENTED:
+        return None, f"method {method!r} ({cell.get('cited_ref') or 'cited'}) is not implemented in this package"
+    if method not in METHOD_CONFIG:
+        return None, f"no spec for method {method!r}; valid: {', '.join(sorted(METHOD_CONFIG))}"
+    gowal = (s.get("teacher_robustbench") or "").startswith("Gowal") or (
+        s["dataset"] == "cifar10" and s.get("teacher_robustbench") is None and cell["table"] != "table5")
+    cfg: dict[str, Any] = {"model": _model_name(s["student"], gowal), "dataset": s["dataset"],
+                           "data_fraction": s.get("data_fraction", 1.0), **METHOD_CONFIG[method]}
+    if s["dataset"] == "imagenet":
+        cfg.update(preset="imagenet", epochs=IMAGENET_EPOCHS, batch_size=2048, lr=0.8, weight_decay=5e-5,
+                   nesterov=False, warmup_epochs=5.0, warmup_start_lr=0.16, mixup_alpha=0.2)
+    else:
+        cfg["epochs"] = CIFAR_EPOCHS
+    blocked = None
+    if cfg["method"] in ("kd", "mixacm"):
+        cfg["teacher"], blocked = _teacher(s)
+        if s.get("teacher_dataset") not in (None, s["dataset"]):
+            cfg["teacher_num_classes"] = 1000 if s["teacher_dataset"].startswith("imagenet") else None
+    comp = s.get("components")
+    if comp:
+        cfg.update(use_acm=comp["acm"], use_kd=comp["kd"], use_mixup=comp["mixup"])
+        if not comp["acm"]:
+            cfg["method"] = "kd"  # "Only KD": soft labels on clean inputs, no ACM, no mixup
+            for k in ("use_acm", "use_kd", "use_mixup"):
+                cfg.pop(k)
+    if s.get("alpha_kld") == 0.0:
+        cfg["use_kd"] = False  # across datasets the KD term is omitted (Sec. 5.3)
+    if s.get("blocks"):
+        cfg["blocks"] = list(s["blocks"])
+    if s.get("transform"):
+        cfg["transform"] = s["transform"]
+    if s.get("feature_loss") == "direct_l2":
+        cfg["feature_loss"] = "direct"
+    return cfg, blocked
+
+
+def group_key(train: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(train, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def spec_for(cell: dict[str, Any]) -> dict[str, Any]:
+    base = {"id": paper_data.cell_id(cell), "table": cell["table"], "row": cell["row"], "column": cell["column"],
+            "metric": cell["metric"], "erratum": ERRATA.get(paper_data.cell_id(cell)), "blocked": None}
+    if cell["metric"] == "size_ratio":
+        return {**base, "kind": "param_ratio", "train": None, "eval": None, "seeds": [],
+                "student": cell["setting"]["student"], "teacher": cell["setting"]["teacher"], "group": None,
+                "tolerance": compare.tolerance_for(cell), "tolerance_rule": "printed precision"}
+    if cell["missing"]:
+        return {**base, "kind": "train_eval", "train": None, "eval": None, "seeds": [], "group": None,
+                "tolerance": compare.tolerance_for(cell), "tolerance_rule": compare.RULE,
+                "blocked": "the paper has no value for this cell ('-')"}
+    train, blocked = train_config(cell)
+    s = cell["setting"]
+    ev = None
+    if train is not None:
+        ev = {"attacks": _row_attacks(cell), "attack": s["attack"], "eps": s.get("eps") or "8/255", "n": None}
+    return {**base, "kind": "train_eval", "train": train, "eval": ev, "blocked": blocked,
+            "seeds": SEEDS_PAPER_REPEATS if cell.get("n_runs") == 5 else [0],
+            "group": group_key(train) if train else None,
+            "tolerance": compare.tolerance_for(cell), "tolerance_rule": compare.RULE}
+
+
+def all_specs() -> list[dict[str, Any]]:
+    return [spec_for(c) for c in paper_data.all_cells()]
+
+
+def runnable_summary() -> dict[str, int]:
+    """table -> number of cells the gpu tier would run (not blocked)."""
+    out: dict[str, int] = {}
+    for s in all_specs():
+        if not s["blocked"]:
+            out[s["table"]] = out.get(s["table"], 0) + 1
+    return out
