@@ -1,0 +1,312 @@
+"""Data sets as in-memory tensors, seeded subsets and batch-level augmentation.
+
+    load_split(name, split, root=None, *, limit_per_class=None) -> (x float32 (N,C,H,W) in [0,1], y int64 (N,))
+    names:
+      "digits"           scikit-learn's bundled 8x8 digits (embedded default, no files needed), (N,1,8,8);
+                         no official split exists: fixed stratified 80/20 train/test split, seed 0.
+      "cifar10", "cifar100"   torchvision; downloads only when MIXACM_ALLOW_DOWNLOAD=1 (root: argument,
+                         $MIXACM_DATA_ROOT, or ~/.cache/mixacm/data).
+      "cifar10-jpeg"     ImageFolder copy of CIFAR-10 (root: argument, $MIXACM_CIFAR10_JPEG, or
+                         ../shared/data/cifar10-jpeg next to the repo / the working directory).
+      "imagefolder:<path>"  any ImageFolder tree <path>/<split>/<class>/<image> with equal-sized images.
+    ImageFolder trees are decoded (PIL) once and cached as .npz in $MIXACM_CACHE or ~/.cache/mixacm, keyed
+    by the folder path and the size/mtime of its "<split>.sha256" list (or of all files when absent);
+    afterwards they stay in memory for the life of the process. Classes are sorted alphabetically
+    (for CIFAR-10 this is the canonical label order).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp")
+SPLITS = ("train", "test")
+AUGMENTS = ("none", "crop_flip", "randaugment")
+_MEMORY: dict[str, tuple[Tensor, Tensor]] = {}  # cache key -> (uint8 images (N,C,H,W), labels)
+
+# per-channel statistics for the normalisation inside the models (mean, std)
+STATS = {
+    "digits": ((0.305,), (0.376,)),  # measured on all 1797 images
+    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2471, 0.2435, 0.2616)),
+    "cifar10-jpeg": ((0.4914, 0.4822, 0.4465), (0.2471, 0.2435, 0.2616)),
+    "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
+}
+
+
+def _check_split(split: str) -> None:
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; valid: {', '.join(SPLITS)}")
+
+
+# ---------------------------------------------------------------- digits
+def load_digits_split(split: str, root=None, *, limit_per_class: int | None = None) -> tuple[Tensor, Tensor]:
+    from sklearn.datasets import load_digits
+
+    _check_split(split)
+    d = load_digits()
+    x = torch.from_numpy(d.images.astype(np.float32) / 16.0).unsqueeze(1)  # (1797, 8, 8) -> (N, 1, 8, 8) in [0,1]
+    y = torch.from_numpy(d.target.astype(np.int64))
+    tr, te = train_val_split(y, 0.2, seed=0)  # fixed split: digits has no official one
+    idx = tr if split == "train" else te
+    x, y = x[idx], y[idx]
+    if limit_per_class is not None:
+        keep = _first_per_class(y, limit_per_class)
+        x, y = x[keep], y[keep]
+    return x, y
+
+
+# ---------------------------------------------------------------- torchvision CIFAR
+def _tv_root(root) -> Path:
+    return Path(root or os.environ.get("MIXACM_DATA_ROOT") or Path.home() / ".cache" / "mixacm" / "data")
+
+
+def _load_torchvision(cls_name: str, split: str, root=None, *, limit_per_class: int | None = None):
+    import torchvision
+
+    _check_split(split)
+    allow = os.environ.get("MIXACM_ALLOW_DOWNLOAD") == "1"
+    r = _tv_root(root)
+    try:
+        ds = getattr(torchvision.datasets, cls_name)(str(r), train=split == "train", download=allow)
+    except RuntimeError as e:
+        raise FileNotFoundError(
+            f"{cls_name} not found under {r} ({e}); set MIXACM_ALLOW_DOWNLOAD=1 to download it, point "
+            f"root= or $MIXACM_DATA_ROOT at a copy, or use 'cifar10-jpeg' (local ImageFolder copy)") from None
+    x = torch.from_numpy(np.asarray(ds.data)).permute(0, 3, 1, 2).contiguous()  # (N,32,32,3) -> (N,3,32,32) uint8
+    y = torch.as_tensor(ds.targets, dtype=torch.int64)
+    if limit_per_class is not None:
+        keep = _first_per_class(y, limit_per_class)
+        x, y = x[keep], y[keep]
+    return x.float().div_(255.0), y
+
+
+# ---------------------------------------------------------------- ImageFolder (decoded once, cached)
+def cache_dir() -> Path:
+    return Path(os.environ.get("MIXACM_CACHE") or Path.home() / ".cache" / "mixacm")
+
+
+def _default_cifar10_jpeg_candidates() -> list[Path]:
+    repo = Path(__file__).resolve().parents[1]
+    return [repo.parent / "shared" / "data" / "cifar10-jpeg", Path.cwd().parent / "shared" / "data" / "cifar10-jpeg"]
+
+
+def resolve_cifar10_jpeg_root(root=None) -> Path:
+    """root argument > $MIXACM_CIFAR10_JPEG > ../shared/data/cifar10-jpeg; clear error when none exists."""
+    if root is not None:
+        tried = [Path(root)]
+    elif os.environ.get("MIXACM_CIFAR10_JPEG"):
+        tried = [Path(os.environ["MIXACM_CIFAR10_JPEG"])]
+    else:
+        tried = _default_cifar10_jpeg_candidates()
+    for p in tried:
+        if (p / "train").is_dir() or (p / "test").is_dir():
+            return p
+    raise FileNotFoundError(
+        f"CIFAR-10 JPEG copy not found; looked in {', '.join(str(p) for p in tried)}; "
+        f"set MIXACM_CIFAR10_JPEG=/path/to/cifar10-jpeg (with train/ and test/ class folders) or pass root=")
+
+
+def _scan(split_dir: Path, limit_per_class: int | None) -> tuple[list[str], list[tuple[Path, int]]]:
+    classes = sorted(d.name for d in split_dir.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if not classes:
+        raise FileNotFoundError(f"no class folders in {split_dir}; expected {split_dir}/<class>/<image>")
+    items: list[tuple[Path, int]] = []
+    for k, c in enumerate(classes):
+        files = sorted(f for f in (split_dir / c).iterdir() if f.suffix.lower() in IMG_EXTENSIONS)
+        items.extend((f, k) for f in (files if limit_per_class is None else files[:limit_per_class]))
+    return classes, items
+
+
+def _cache_key(split_dir: Path, items: list[tuple[Path, int]], limit_per_class: int | None) -> str:
+    h = hashlib.sha256()
+    h.update(f"v1|{split_dir.resolve()}|{limit_per_class}|".encode())
+    listing = split_dir.parent / f"{split_dir.name}.sha256"
+    if listing.is_file():  # the copy's checksum list stands for its content
+        st = listing.stat()
+        h.update(f"{st.st_size}|{st.st_mtime_ns}|{len(items)}".encode())
+    else:
+        for f, k in items:
+            st = f.stat()
+            h.update(f"{f.relative_to(split_dir)}|{k}|{st.st_size}|{st.st_mtime_ns};".encode())
+    return h.hexdigest()[:24]
+
+
+def _decode(items: list[tuple[Path, int]], desc: str) -> tuple[np.ndarray, np.ndarray]:
+    from PIL import Image
+    from tqdm.auto import tqdm
+
+    first = np.asarray(Image.open(items[0][0]).convert("RGB"))
+    x = np.empty((len(items), *first.shape), dtype=np.uint8)  # (N, H, W, 3)
+    y = np.empty(len(items), dtype=np.int64)
+    for i, (f, k) in enumerate(tqdm(items, desc=desc, unit="img", mininterval=1.0, disable=len(items) < 200)):
+        with Image.open(f) as im:
+            a = np.asarray(im.convert("RGB"))
+        if a.shape != first.shape:
+            raise ValueError(f"{f} has shape {a.shape}, others {first.shape}; the in-memory ImageFolder loader "
+                             "needs equal-sized images (resize the tree first)")
+        x[i], y[i] = a, k
+    return x, y
+
+
+def load_imagefolder(root, split: str, *, limit_per_class: int | None = None, use_cache: bool = True
+                     ) -> tuple[Tensor, Tensor]:
+    """Decodes <root>/<split>/<class>/* once (disk cache + memory), returns float images in [0,1] and labels."""
+    _check_split(split)
+    split_dir = Path(root) / split
+    if not split_dir.is_dir():
+        raise FileNotFoundError(f"ImageFolder split not found: {split_dir} (expected {root}/{split}/<class>/<image>)")
+    _, items = _scan(split_dir, limit_per_class)
+    if not items:
+        raise FileNotFoundError(f"no images ({', '.join(IMG_EXTENSIONS)}) under {split_dir}")
+    key = _cache_key(split_dir, items, limit_per_class)
+    if key not in _MEMORY:
+        path = cache_dir() / f"imagefolder-{key}.npz"
+        x = y = None
+        if use_cache and path.is_file():
+            try:
+                with np.load(path) as z:
+                    x, y = z["x"], z["y"]
+            except (OSError, ValueError, KeyError):
+                x = y = None  # corrupt cache: decode again
+        if x is None:
+            x, y = _decode(items, f"decoding {split_dir}")
+            if use_cache:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_suffix(f".tmp{os.getpid()}.npz")
+                np.savez(tmp, x=x, y=y)
+                os.replace(tmp, path)  # atomic: a reader never sees a half-written cache
+        _MEMORY[key] = (torch.from_numpy(x).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(y))
+    xu, yt = _MEMORY[key]
+    return xu.float().div_(255.0), yt.clone()
+
+
+def _cifar10_jpeg(split: str, root=None, *, limit_per_class: int | None = None):
+    return load_imagefolder(resolve_cifar10_jpeg_root(root), split, limit_per_class=limit_per_class)
+
+
+DATASETS: dict[str, Callable[..., tuple[Tensor, Tensor]]] = {
+    "digits": load_digits_split,
+    "cifar10": lambda split, root=None, **kw: _load_torchvision("CIFAR10", split, root, **kw),
+    "cifar100": lambda split, root=None, **kw: _load_torchvision("CIFAR100", split, root, **kw),
+    "cifar10-jpeg": _cifar10_jpeg,
+    "imagefolder:<path>": load_imagefolder,
+}
+_NUM_CLASSES = {"digits": 10, "cifar10": 10, "cifar100": 100, "cifar10-jpeg": 10}
+
+
+def _unknown(name: str) -> ValueError:
+    return ValueError(f"unknown dataset {name!r}; valid: {', '.join(DATASETS)}")
+
+
+def num_classes(name: str) -> int:
+    if name.startswith("imagefolder:"):
+        root = Path(name.split(":", 1)[1])
+        split_dir = root / "train" if (root / "train").is_dir() else root / "test"
+        if not split_dir.is_dir():
+            raise FileNotFoundError(f"ImageFolder not found: {root} (expected {root}/train/<class>/...)")
+        return len(_scan(split_dir, 0)[0])
+    if name not in _NUM_CLASSES:
+        raise _unknown(name)
+    return _NUM_CLASSES[name]
+
+
+def dataset_stats(name: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(mean, std) per channel to pass to build_model(mean=, std=); ImageFolder trees default to CIFAR-10's."""
+    if name.startswith("imagefolder:"):
+        return STATS["cifar10"]
+    if name not in STATS:
+        raise _unknown(name)
+    return STATS[name]
+
+
+def load_split(name: str, split: str, root=None, *, limit_per_class: int | None = None) -> tuple[Tensor, Tensor]:
+    """(x float32 (N,C,H,W) in [0,1], y int64 (N,)) of a named data set; see the module docstring."""
+    if name.startswith("imagefolder:"):
+        return load_imagefolder(root or name.split(":", 1)[1], split, limit_per_class=limit_per_class)
+    if name not in DATASETS or name == "imagefolder:<path>":
+        raise _unknown(name)
+    return DATASETS[name](split, root, limit_per_class=limit_per_class)
+
+
+# ---------------------------------------------------------------- seeded subsets
+def _first_per_class(y: Tensor, n: int) -> Tensor:
+    keep = torch.cat([torch.nonzero(y == c).flatten()[:n] for c in torch.unique(y)])
+    return keep.sort().values
+
+
+def _per_class_perm(y: Tensor, seed: int) -> list[Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for c in torch.unique(y.cpu()):
+        idx = torch.nonzero(y.cpu() == c).flatten()
+        out.append(idx[torch.randperm(len(idx), generator=g)])
+    return out
+
+
+def stratified_subset(y: Tensor, fraction: float, seed: int = 0) -> Tensor:
+    """Sorted indices of a seeded subset keeping round(fraction * n_c) (at least 1) of each class (Fig. 3)."""
+    if not 0 < fraction <= 1:
+        raise ValueError(f"fraction must be in (0, 1], got {fraction}")
+    parts = [p[: max(1, round(fraction * len(p)))] for p in _per_class_perm(y, seed)]
+    return torch.cat(parts).sort().values
+
+
+def train_val_split(y: Tensor, val_fraction: float, seed: int = 0) -> tuple[Tensor, Tensor]:
+    """Disjoint stratified (train_idx, val_idx), sorted; val takes round(val_fraction * n_c) of each class."""
+    if not 0 <= val_fraction < 1:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    tr, va = [], []
+    for p in _per_class_perm(y, seed):
+        k = round(val_fraction * len(p))
+        va.append(p[:k])
+        tr.append(p[k:])
+    return torch.cat(tr).sort().values, torch.cat(va).sort().values
+
+
+# ---------------------------------------------------------------- augmentation
+def random_crop_flip(x: Tensor, padding: int = 4, generator: torch.Generator | None = None) -> Tensor:
+    """Per-sample random crop of the original size from the zero-padded image (torchvision's RandomCrop
+    default fill) followed by a random horizontal flip (Supp. A.1). (B, C, H, W) -> (B, C, H, W)."""
+    b, _, h, w = x.shape
+    xp = torch.nn.functional.pad(x, (padding,) * 4)  # (B, C, H+2p, W+2p), zeros
+    oy = torch.randint(0, 2 * padding + 1, (b,), generator=generator).to(x.device)
+    ox = torch.randint(0, 2 * padding + 1, (b,), generator=generator).to(x.device)
+    flip = (torch.rand(b, generator=generator) < 0.5).to(x.device)
+    rows = oy[:, None] + torch.arange(h, device=x.device)  # (B, H)
+    cols = ox[:, None] + torch.arange(w, device=x.device)  # (B, W)
+    cols = torch.where(flip[:, None], cols.flip(1), cols)  # horizontal flip = reversed column order
+    bi = torch.arange(b, device=x.device)[:, None, None]
+    out = xp[bi, :, rows[:, :, None], cols[:, None, :]]  # (B, H, W, C): advanced indices come first
+    return out.permute(0, 3, 1, 2).contiguous()
+
+
+def randaugment(x: Tensor, generator: torch.Generator | None = None, **kw) -> Tensor:
+    """torchvision.transforms.v2.RandAugment per sample on uint8 images; kw go to RandAugment."""
+    from torchvision.transforms import v2
+
+    ra = v2.RandAugment(**kw)
+    xu = (x.detach() * 255).round().clamp(0, 255).to(torch.uint8).cpu()
+    seed = int(torch.randint(0, 2**62, (1,), generator=generator).item())
+    with torch.random.fork_rng(devices=[]):  # torchvision draws from the global RNG: seed it from ours
+        torch.manual_seed(seed)
+        out = torch.stack([ra(img) for img in xu])
+    return out.to(x.device, x.dtype).div_(255.0)
+
+
+def augment(x: Tensor, kind: str = "crop_flip", generator: torch.Generator | None = None, *,
+            padding: int = 4) -> Tensor:
+    """Batch-level training augmentation on float images in [0,1]: "none", "crop_flip" (random crop with
+    ``padding`` zero pixels + horizontal flip), or "randaugment" (RandAugment then crop_flip, Table 2 "+RA")."""
+    if kind == "none":
+        return x
+    if kind == "crop_flip":
+        return random_crop_flip(x, padding, generator)
+    if kind == "randaugment":
+        return random_crop_flip(randaugment(x, generator), padding, generator)
+    raise ValueError(f"unknown augmentation {kind!r}; valid: {', '.join(AUGMENTS)}")
