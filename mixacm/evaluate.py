@@ -1,0 +1,371 @@
+"""Robustness evaluation (main paper Sec. 6 "Evaluation of Robustness", Tables 1-5): clean accuracy, per-attack robust
+accuracy, the per-sample worst case over the chosen attacks, and self-checks, as one JSON-able dict.
+
+Per attack, every point the model classifies correctly is attacked (``individual=True``, the paper's per-column
+numbers; with ``individual=False`` an attack only sees points all previous attacks failed on, cheaper, and its
+number is then the cumulative robust accuracy). The worst case ANDs the per-sample robust masks. Each (attack,
+batch) result is persisted in ``state_dir`` when given and skipped on a rerun; the random seed of every (attack,
+batch) is derived from (seed, attack, batch index), so a resumed run gives the same numbers as an uninterrupted one.
+
+CLI: ``mixacm evaluate CHECKPOINT --data NAME [--attacks fgsm,pgd20,autoattack] [--eps 8/255] [--n 500] [--seed 0]
+[--out results.json]``.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from mixacm import selfcheck
+from mixacm.attacks import ATTACKS, AttackSpec, parse_attack, parse_eps, run_white_box
+
+SCHEMA = "mixacm.evaluate/1"
+
+
+class EvaluationWarning(UserWarning):
+    """A self-check flagged the evaluation (also recorded in the result's "warnings")."""
+
+
+def derived_seed(seed: int, attack: str, batch: int) -> int:
+    digest = hashlib.sha256(f"{seed}:{attack}:{batch}".encode()).digest()
+    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
+
+
+def subset_indices(n_total: int, n: int | None, seed: int) -> Tensor:
+    """Seeded subset of n of n_total examples (sorted), or all of them."""
+    if n is None or n == n_total:
+        return torch.arange(n_total)
+    if n < 1 or n > n_total:
+        raise ValueError(f"n={n} but the test set has {n_total} examples; choose 1 <= n <= {n_total} or omit n")
+    g = torch.Generator().manual_seed(seed)
+    return torch.randperm(n_total, generator=g)[:n].sort().values
+
+
+def model_fingerprint(model: nn.Module) -> str:
+    h = hashlib.sha256()
+    for name, t in model.state_dict().items():
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def _versions() -> dict:
+    out = {"python": platform.python_version(), "torch": torch.__version__}
+    try:
+        import pyautoattack
+        out["pyautoattack"] = pyautoattack.__version__
+    except ImportError:
+        out["pyautoattack"] = None
+    return out
+
+
+class _State:
+    """Per-(attack, batch) results on disk: state_dir/manifest.json + state_dir/<attack>/batch_00000.json."""
+
+    def __init__(self, state_dir: str | os.PathLike | None, manifest: dict):
+        self.dir = Path(state_dir) if state_dir is not None else None
+        if self.dir is None:
+            return
+        self.dir.mkdir(parents=True, exist_ok=True)
+        path = self.dir / "manifest.json"
+        if path.exists():
+            old = json.loads(path.read_text())
+            diff = sorted(k for k in set(old) | set(manifest) if old.get(k) != manifest.get(k))
+            if diff:
+                raise ValueError(f"state_dir {self.dir} holds a different evaluation (differs in: {', '.join(diff)}); "
+                                 "use a new state_dir or delete it")
+        else:
+            path.write_text(json.dumps(manifest, indent=1))
+
+    def _path(self, attack: str, batch: int) -> Path:
+        return self.dir / attack / f"batch_{batch:05d}.json"
+
+    def load(self, attack: str, batch: int) -> dict | None:
+        if self.dir is None or not self._path(attack, batch).exists():
+            return None
+        return json.loads(self._path(attack, batch).read_text())
+
+    def save(self, attack: str, batch: int, record: dict) -> None:
+        if self.dir is None:
+            return
+        path = self._path(attack, batch)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(record))
+        tmp.replace(path)  # atomic: an interrupted write never leaves a half batch behind
+
+
+def _attack_batch(spec: AttackSpec, model: nn.Module, x: Tensor, y: Tensor, *, eps: float, seed: int,
+                  device, aa_options: dict) -> tuple[Tensor, list[str]]:
+    """Adversarial inputs for one batch of points to attack, plus AutoAttack flags (if any)."""
+    if spec.kind == "aa":
+        from mixacm.autoattack_runner import run_autoattack
+        res = run_autoattack(model, x, y, eps=eps, parts=spec.aa_parts, seed=seed, device=device,
+                             batch_size=max(1, len(x)), **aa_options)
+        return res.x_adv, res.flags
+    g = torch.Generator().manual_seed(seed)
+    return run_white_box(spec, model, x, y, eps=eps, generator=g), []
+
+
+def evaluate(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    *,
+    attacks: list[str],
+    eps: float | str = 8 / 255,
+    n: int | None = None,
+    seed: int = 0,
+    batch_size: int = 128,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+    state_dir: str | os.PathLike | None = None,
+    individual: bool = True,
+    aa_options: dict | None = None,
+) -> dict:
+    """Clean and robust accuracy of ``model`` on (x, y) under ``attacks`` (names of mixacm.attacks.ATTACKS or
+    pgd-K / cw-K), l-inf radius ``eps``; a JSON-able dict (schema in the module's SCHEMA / the closing report).
+
+    aa_options: extra keywords for mixacm.autoattack_runner.run_autoattack (e.g. square_queries for tests).
+    """
+    t0 = time.time()
+    eps = parse_eps(eps)
+    specs = [parse_attack(a) for a in attacks]
+    names = [s.name for s in specs]
+    if len(set(names)) != len(names):
+        raise ValueError(f"attack list has duplicates: {names}")
+    if x.dim() != 4 or len(x) != len(y):
+        raise ValueError(f"need x (N, C, H, W) and y (N,), got {tuple(x.shape)} and {tuple(y.shape)}")
+    idx = subset_indices(len(x), n, seed)
+    x, y = x[idx], y[idx].long()
+    device = torch.device(device) if device is not None else next(
+        (p.device for p in model.parameters()), torch.device("cpu"))
+    aa_options = dict(aa_options or {})
+
+    checks: list[dict] = []
+    range_check = selfcheck.check_input_range(x)
+    if range_check["status"] == selfcheck.FLAG:
+        raise ValueError(range_check["detail"])
+    checks.append(range_check)
+    checks.append(selfcheck.check_eval_mode(model))
+    modes = {m: m.training for m in model.modules()}
+    model.eval()
+    try:
+        result = _run(model, x, y, idx, specs, eps=eps, seed=seed, batch_size=batch_size, device=device,
+                      progress=progress, state_dir=state_dir, individual=individual, aa_options=aa_options,
+                      checks=checks)
+    finally:
+        for m, mode in modes.items():
+            m.train(mode)
+    result["wall_time_s"] = time.time() - t0
+    for w in result["warnings"]:
+        warnings.warn(w, EvaluationWarning, stacklevel=2)
+    return result
+
+
+def _run(model, x, y, idx, specs, *, eps, seed, batch_size, device, progress, state_dir, individual, aa_options,
+         checks) -> dict:
+    n_eval = len(x)
+    starts = list(range(0, n_eval, batch_size))
+
+    # clean pass: (N,) correctness; first-batch checks of the model's outputs and gradients
+    correct = torch.zeros(n_eval, dtype=torch.bool)
+    with torch.no_grad():
+        for s in starts:
+            logits = model(x[s:s + batch_size].to(device))
+            if s == 0:
+                if logits.dim() != 2 or int(y.max()) >= logits.shape[1]:
+                    raise ValueError(f"model outputs shape {tuple(logits.shape)} but labels go up to {int(y.max())}: "
+                                     "checkpoint and data do not match (wrong num_classes or dataset?)")
+                checks.append(selfcheck.check_logits(logits.cpu()))
+            correct[s:s + batch_size] = (logits.argmax(1).cpu() == y[s:s + batch_size])
+    xb, yb = x[:batch_size].to(device), y[:batch_size].to(device)
+    checks.append(selfcheck.check_deterministic(model, xb))
+    checks.append(selfcheck.check_expects_normalised(model, xb, yb))
+    checks.append(selfcheck.check_zero_gradients(model, xb[:64], yb[:64]))
+
+    manifest = {"schema": SCHEMA, "eps": eps, "seed": seed, "batch_size": batch_size, "individual": individual,
+                "indices_sha256": hashlib.sha256(idx.numpy().tobytes()).hexdigest(),
+                "labels_sha256": hashlib.sha256(y.numpy().tobytes()).hexdigest(),
+                "model_sha256": model_fingerprint(model), "aa_options": aa_options}
+    state = _State(state_dir, manifest)
+
+    worst = correct.clone()
+    per_attack: dict[str, dict] = {}
+    aa_flags: list[str] = []
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=len(specs) * len(starts), desc="evaluate", file=sys.stderr)
+    for spec in specs:
+        robust = torch.zeros(n_eval, dtype=torch.bool)
+        stats, seconds, resumed = [], 0.0, 0
+        for b, s in enumerate(starts):
+            sl = slice(s, min(s + batch_size, n_eval))
+            record = state.load(spec.name, b)
+            if record is None:
+                t = time.time()
+                todo = (worst if not individual else correct)[sl]  # (B,) which points of the batch to attack
+                rob = torch.zeros(sl.stop - sl.start, dtype=torch.bool)
+                batch_stats, flags = selfcheck.adversarial_stats(x[sl][:0], x[sl][:0]), []
+                if todo.any():
+                    xs, ys = x[sl][todo].to(device), y[sl][todo].to(device)
+                    x_adv, flags = _attack_batch(spec, model, xs, ys, eps=eps, device=device, aa_options=aa_options,
+                                                 seed=derived_seed(seed, spec.name, b))
+                    with torch.no_grad():
+                        rob[todo] = (model(x_adv).argmax(1) == ys).cpu()
+                    batch_stats = selfcheck.adversarial_stats(xs.cpu(), x_adv.cpu())
+                record = {"robust": rob.int().tolist(), "stats": batch_stats, "flags": flags,
+                          "seconds": time.time() - t}
+                state.save(spec.name, b, record)
+            else:
+                resumed += 1
+            robust[sl] = torch.tensor(record["robust"], dtype=torch.bool)
+            stats.append(record["stats"])
+            aa_flags += record["flags"]
+            seconds += record["seconds"]
+            if bar is not None:
+                bar.update(1)
+        if individual:
+            robust &= correct
+        worst &= robust
+        merged = selfcheck.merge_adversarial_stats(stats)
+        checks.append(selfcheck.check_adversarial(spec.name, merged, eps))
+        per_attack[spec.name] = {"robust_accuracy": float(robust.float().mean()), "robust": int(robust.sum()),
+                                 "kind": spec.kind, "steps": spec.steps, "restarts": spec.restarts,
+                                 "white_box": spec.white_box, "spec": spec.to_json(), "attack_seconds": seconds,
+                                 "batches_resumed": resumed, "max_linf": merged["max_linf"],
+                                 "robust_mask": robust.int().tolist()}
+    if bar is not None:
+        bar.close()
+
+    if not individual:
+        checks.append({"name": "pgd_monotone_in_steps", "status": selfcheck.SKIPPED,
+                       "detail": "cascade mode: per-attack numbers are cumulative"})
+    else:
+        checks.append(selfcheck.check_pgd_monotone(per_attack, n_eval))
+        checks.append(selfcheck.check_gradient_masking(per_attack, n_eval))
+    if any(s.kind == "aa" for s in specs):
+        checks.append(selfcheck.check_autoattack_flags(aa_flags))
+
+    return {
+        "schema": SCHEMA,
+        "config": {"attacks": [s.name for s in specs], "eps": eps, "eps_255": eps * 255, "n": n_eval, "seed": seed,
+                   "batch_size": batch_size, "device": str(device), "individual": individual,
+                   "aa_options": aa_options},
+        "seed": seed,
+        "n_eval": n_eval,
+        "indices": idx.tolist(),
+        "model_sha256": manifest["model_sha256"],
+        "clean": {"accuracy": float(correct.float().mean()), "correct": int(correct.sum()),
+                  "correct_mask": correct.int().tolist()},
+        "attacks": per_attack,
+        "worst_case": {"robust_accuracy": float(worst.float().mean()), "robust": int(worst.sum()),
+                       "attacks": [s.name for s in specs], "robust_mask": worst.int().tolist()},
+        "self_checks": checks,
+        "warnings": [c["detail"] for c in checks if c["status"] == selfcheck.FLAG],
+        "versions": _versions(),
+    }
+
+
+# ----------------------------------------------------------------------------------------------------------- CLI
+
+def _sha256_file(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10,
+                             cwd=Path(__file__).resolve().parent)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="mixacm evaluate", description="attack a checkpoint (l-inf)")
+    p.add_argument("checkpoint")
+    p.add_argument("--data", required=True, help="dataset name of mixacm.data (e.g. cifar10-jpeg, digits)")
+    p.add_argument("--data-root", default=None)
+    p.add_argument("--attacks", default="fgsm,pgd20,autoattack",
+                   help=f"comma-separated: {', '.join(ATTACKS)}, pgd-K, pgdKxR, cw-K")
+    p.add_argument("--eps", default="8/255", help="l-inf radius, e.g. 8/255")
+    p.add_argument("--n", type=int, default=None, help="seeded subset size (default: whole test set)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--device", default=None)
+    p.add_argument("--state-dir", default=None, help="persist per-batch results here; a rerun resumes")
+    p.add_argument("--cascade", action="store_true", help="attack only points still robust (cumulative numbers)")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--out", default=None, help="results JSON path (default: print to stdout)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        eps = parse_eps(args.eps)
+        attacks = [a for a in args.attacks.split(",") if a.strip()]
+        for a in attacks:
+            parse_attack(a)
+    except ValueError as e:
+        print(f"mixacm evaluate: {e}", file=sys.stderr)
+        return 2
+    if not Path(args.checkpoint).exists():
+        print(f"mixacm evaluate: checkpoint {args.checkpoint} not found", file=sys.stderr)
+        return 2
+    from mixacm.data import load_split
+    from mixacm.train import load_checkpoint_model
+
+    try:
+        model = load_checkpoint_model(args.checkpoint)
+    except (RuntimeError, KeyError, ValueError) as e:
+        print(f"mixacm evaluate: checkpoint {args.checkpoint} does not match its model config: "
+              f"{str(e).splitlines()[0]}", file=sys.stderr)
+        return 2
+    x, y = load_split(args.data, "test", root=args.data_root)
+    try:
+        res = evaluate(model, x, y, attacks=attacks, eps=eps, n=args.n, seed=args.seed, batch_size=args.batch_size,
+                       device=args.device, progress=not args.no_progress, state_dir=args.state_dir,
+                       individual=not args.cascade)
+    except ValueError as e:
+        print(f"mixacm evaluate: {e}", file=sys.stderr)
+        return 2
+    res["checkpoint"] = {"path": str(args.checkpoint), "sha256": _sha256_file(args.checkpoint)}
+    res["data"] = {"name": args.data, "root": args.data_root, "split": "test", "n_total": len(y)}
+    res["git_commit"] = _git_commit()
+    res["machine"] = {"platform": platform.platform(), "processor": platform.processor(),
+                      "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+                      "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+    res["argv"] = list(argv) if argv is not None else sys.argv[1:]
+    text = json.dumps(res, indent=1)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(text)
+        summary = ", ".join(f"{k} {v['robust_accuracy']:.4f}" for k, v in res["attacks"].items())
+        print(f"clean {res['clean']['accuracy']:.4f}; {summary}; worst {res['worst_case']['robust_accuracy']:.4f} "
+              f"-> {args.out}")
+    else:
+        print(text)
+    for w in res["warnings"]:
+        print(f"warning: {w}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
