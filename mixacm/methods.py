@@ -1,0 +1,213 @@
+"""One training step per method: the paper's MixACM objective, its ablations, and the baselines it is compared with.
+
+Every step function has the signature ``step(ctx, x, y) -> StepOutput`` and returns the scalar loss to minimise
+plus the *unweighted* loss terms (detached) for logging; a switched-off term is logged as exactly 0.
+The teacher is a ``FrozenTeacher`` (mixacm.teachers): always eval, no parameter gradients, forward under no_grad.
+
+    natural  CE on clean inputs.
+    pgd_at   CE on PGD-7 inputs (eps 8/255, step 2/255; Madry et al.; Supp. A.1 "Adversarial Training").
+    fast_at  CE on FGSM inputs with a uniform random start and step 1.25*eps (Wong et al. 2020, "Fast is better
+             than free"); used here for quick robust teachers.
+    kd       "RKD" of Tables 1/3: (1-a)*CE + a*gamma^2 KL(teacher_gamma || student_gamma) on clean inputs, no ACM,
+             no mixup (= Table 6 "Only KD").
+    ard      Goldblum et al. 2020: (1-a)*CE(student(x), y) + a*gamma^2 KL(teacher_gamma(x) || student_gamma(x_adv)),
+             x_adv = PGD on the student's CE (same attack as pgd_at).
+    mixacm   Sec. 5.4: (1-a_kld)*L_mix + a_kld*L_kld + a_acm*L_acm on ONE mixup batch seen by teacher and student;
+             switches use_kd / use_mixup / use_acm / use_ce, blocks, transform, feature_loss ("direct" = Table 8).
+             Without KD the KL weight is 0 and the mixup CE gets weight 1 (Supp. Fig. 7b: "without soft labels
+             (i.e., alpha_kld = 0)"). "Only ACM" (Table 6) keeps the CE term: its 92.87% clean accuracy needs a
+             trained classifier, which the ACM loss alone (normalised channel maps) cannot provide.
+"""
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .attacks import fgsm, pgd_linf
+from .config import TrainConfig
+
+
+class WithFeatures(nn.Module):
+    """``student(x)`` -> logits and ``student(x, features=True)`` -> (logits, feats) through ``forward``, so that a
+    DistributedDataParallel wrapper sees every forward pass (DDP only syncs gradients of calls to ``forward``)."""
+
+    def __init__(self, model: nn.Module, feature_point: str | None = None):
+        super().__init__()
+        self.model = model
+        self.feature_point = feature_point
+
+    def forward(self, x: Tensor, features: bool = False):
+        if features:
+            return self.model.forward_features(x, feature_point=self.feature_point)
+        return self.model(x)
+
+
+@dataclass
+class StepContext:
+    cfg: TrainConfig
+    student: nn.Module                    # WithFeatures (possibly DDP-wrapped); train mode
+    student_module: nn.Module             # the raw model, used by attacks (no DDP hooks, no param grads)
+    teacher: nn.Module | None = None      # FrozenTeacher
+    generator: torch.Generator | None = None
+    affine: nn.ModuleList | None = None   # learned maps for the affine transforms of Table 9
+    adapters: nn.ModuleList | None = None  # 1x1 convs for direct feature L2 when widths differ (Table 8)
+    distributed: bool = False
+    extras: dict = field(default_factory=dict)
+
+
+@dataclass
+class StepOutput:
+    loss: Tensor                # scalar to backpropagate
+    terms: dict[str, Tensor]    # unweighted terms, detached, for logging / divergence checks
+    logits: Tensor              # student logits on the inputs it was trained on (train accuracy)
+
+
+@contextlib.contextmanager
+def _eval_mode(model: nn.Module):
+    # attacks run the student in eval mode: BN running stats are not touched by the extra attack forwards
+    was = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was)
+
+
+def _zero(ref: Tensor) -> Tensor:
+    return ref.new_zeros(())
+
+
+def natural_step(ctx: StepContext, x: Tensor, y: Tensor) -> StepOutput:
+    logits = ctx.student(x)
+    ce = F.cross_entropy(logits, y)
+    return StepOutput(ce, {"ce": ce.detach()}, logits)
+
+
+def pgd_at_step(ctx: StepContext, x: Tensor, y: Tensor) -> StepOutput:
+    c = ctx.cfg
+    with _eval_mode(ctx.student_module) as m:
+        x_adv = pgd_linf(m, x, y, eps=c.eps, step_size=c.attack_step, steps=c.attack_steps, random_start=True,
+                         generator=ctx.generator)
+    logits = ctx.student(x_adv)
+    ce = F.cross_entropy(logits, y)
+    return StepOutput(ce, {"ce": ce.detach()}, logits)
+
+
+def fast_at_step(ctx: StepContext, x: Tensor, y: Tensor) -> StepOutput:
+    c = ctx.cfg
+    with _eval_mode(ctx.student_module) as m:
+        x_adv = fgsm(m, x, y, eps=c.eps, random_start=True, step_size=c.fast_at_step * c.eps,
+                     generator=ctx.generator)
+    logits = ctx.student(x_adv)
+    ce = F.cross_entropy(logits, y)
+    return StepOutput(ce, {"ce": ce.detach()}, logits)
+
+
+def _losses():
+    # imported lazily so that this module imports even before mixacm.losses exists in a checkout
+    from . import losses
+    return losses
+
+
+def _feature_term(ctx: StepContext, feats_t: list[Tensor], feats_s: list[Tensor]) -> Tensor:
+    c, L = ctx.cfg, _losses()
+    blocks = c.blocks  # 1-based, as in Table 7 (mixacm.losses uses the same convention)
+    if c.feature_loss == "direct":
+        return L.direct_feature_loss(feats_t, feats_s, blocks=blocks, adapters=ctx.adapters)
+    return L.acm_loss(feats_t, feats_s, blocks=blocks, transform=c.transform, reduction=c.acm_reduction,
+                      mapping=c.mapping, affine=ctx.affine)
+
+
+def distill_objective(ctx: StepContext, x: Tensor, y: Tensor, *, use_kd: bool, use_mixup: bool, use_acm: bool,
+                      use_ce: bool = True) -> StepOutput:
+    """Sec. 5.4: (1 - a_kld) L_mix + a_kld L_kld + a_acm L_acm, teacher and student on the same mixup batch."""
+    from .mixup import mix_batch
+
+    c, L = ctx.cfg, _losses()
+    if ctx.teacher is None:
+        raise ValueError(f"method {c.method!r} needs a teacher; set teacher=... (RobustBench name, checkpoint, "
+                         f"run dir or config:PATH)")
+    x_mix, y_a, y_b, lam = mix_batch(x, y, c.mixup_alpha if use_mixup else 0.0, generator=ctx.generator)
+    if use_acm:
+        t_logits, t_feats = ctx.teacher.forward_features(x_mix)  # frozen: eval, no_grad
+        s_logits, s_feats = ctx.student(x_mix, features=True)
+        l_acm = _feature_term(ctx, t_feats, s_feats)
+    else:
+        s_logits = ctx.student(x_mix)
+        t_logits = ctx.teacher(x_mix) if use_kd else None
+        l_acm = _zero(s_logits)
+    l_mix = L.mixup_ce(s_logits, y_a, y_b, lam) if use_ce else _zero(s_logits)
+    l_kld = L.kd_loss(s_logits, t_logits, temperature=c.temperature) if use_kd else _zero(s_logits)
+    w_kld = c.alpha_kld if use_kd else 0.0
+    w_mix = (1.0 - w_kld) if use_ce else 0.0
+    loss = w_mix * l_mix + w_kld * l_kld + c.alpha_acm * l_acm
+    terms = {"mix": l_mix.detach(), "kld": l_kld.detach(), c.feature_loss: l_acm.detach()}
+    return StepOutput(loss, terms, s_logits)
+
+
+def mixacm_step(ctx: StepContext, x: Tensor, y: Tensor) -> StepOutput:
+    c = ctx.cfg
+    return distill_objective(ctx, x, y, use_kd=c.use_kd, use_mixup=c.use_mixup, use_acm=c.use_acm, use_ce=c.use_ce)
+
+
+def kd_step(ctx: StepContext, x: Tensor, y: Tensor) -> StepOutput:
+    """RKD / "Only KD": soft labels on clean inputs, no mixup, no ACM (the switches are ignored by design)."""
+    return distill_objective(ctx, x, y, use_kd=True, use_mixup=False, use_acm=False, use_ce=True)
+
+
+def ard_step(ctx: StepContext, x: Tensor, y: Tensor) -> StepOutput:
+    c, L = ctx.cfg, _losses()
+    if ctx.teacher is None:
+        raise ValueError("method 'ard' needs a teacher; set teacher=...")
+    with _eval_mode(ctx.student_module) as m:
+        x_adv = pgd_linf(m, x, y, eps=c.eps, step_size=c.attack_step, steps=c.attack_steps, random_start=True,
+                         generator=ctx.generator)
+    t_logits = ctx.teacher(x)  # teacher on CLEAN inputs (ARD)
+    w_kld = c.alpha_kld
+    if w_kld < 1.0:
+        if ctx.distributed:  # DDP allows one forward per backward: one pass over [x; x_adv]
+            both = ctx.student(torch.cat([x, x_adv]))
+            s_nat, s_adv = both[: len(x)], both[len(x):]
+        else:
+            s_nat, s_adv = ctx.student(x), ctx.student(x_adv)
+        ce = F.cross_entropy(s_nat, y)
+    else:  # ARD's CIFAR setting alpha = 1: the clean CE has weight 0, skip its forward pass
+        s_adv = ctx.student(x_adv)
+        ce = _zero(s_adv)
+    kld = L.kd_loss(s_adv, t_logits, temperature=c.temperature)
+    loss = (1.0 - w_kld) * ce + w_kld * kld
+    return StepOutput(loss, {"ce": ce.detach(), "kld": kld.detach()}, s_adv)
+
+
+StepFn = Callable[[StepContext, Tensor, Tensor], StepOutput]
+
+METHODS: dict[str, StepFn] = {
+    "natural": natural_step,
+    "pgd_at": pgd_at_step,
+    "fast_at": fast_at_step,
+    "kd": kd_step,
+    "ard": ard_step,
+    "mixacm": mixacm_step,
+}
+NEEDS_TEACHER = {"kd", "ard", "mixacm"}
+
+
+def uses_kd(cfg: TrainConfig) -> bool:
+    """Whether the configured method compares teacher and student logits (then class counts must agree)."""
+    return cfg.method in {"kd", "ard"} or (cfg.method == "mixacm" and cfg.use_kd)
+
+
+def check_method(cfg: TrainConfig) -> None:
+    if cfg.method not in METHODS:
+        raise ValueError(f"unknown method {cfg.method!r}; valid: {', '.join(METHODS)}")
+    if cfg.method == "mixacm" and not (cfg.use_kd or cfg.use_acm or cfg.use_ce):
+        raise ValueError("mixacm with use_kd, use_acm and use_ce all false has no loss; switch one on")
+
+
+__all__ = ["METHODS", "NEEDS_TEACHER", "StepContext", "StepOutput", "WithFeatures", "natural_step", "pgd_at_step",
+           "fast_at_step", "kd_step", "ard_step", "mixacm_step", "distill_objective", "uses_kd", "check_method"]

@@ -1,0 +1,94 @@
+"""Per-step training cost on CPU: natural, MixACM (incl. teacher forward), PGD-7 AT, ARD on the same student.
+
+Claim (Sec. 1, Table 1 "Extra B.P. Steps"): MixACM costs about one natural step plus a teacher forward, PGD-7 AT
+about 8 forward/backward passes. Goals: MixACM <= 1.10 x (natural step + teacher forward); PGD-7 AT / MixACM >= 4.
+Ratios are measured within one run: interleaved rounds, and the minimum over rounds per method (the usual estimator
+of intrinsic cost on a shared machine; medians are reported too).
+Run: pytest verification/benchmarks --benchmark-enable
+"""
+from __future__ import annotations
+
+import statistics
+import time
+
+import pytest
+import torch
+
+from mixacm.config import load_config
+from mixacm.methods import METHODS, StepContext, WithFeatures
+from mixacm.models import build_model
+from mixacm.teachers import FrozenTeacher
+
+ARCH, BATCH, SIDE = "wrn-16-1", 32, 32  # same student for every method; teacher = same architecture (Table 4 row)
+
+
+def _setup(method: str):
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    cfg = load_config(None, {"method": method, "model": ARCH})  # paper defaults: eps 8/255, PGD-7 step 2/255
+    student = build_model(ARCH, num_classes=10)
+    teacher = FrozenTeacher(build_model(ARCH, num_classes=10))
+    opt = torch.optim.SGD(student.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    ctx = StepContext(cfg=cfg, student=WithFeatures(student), student_module=student, teacher=teacher,
+                      generator=torch.Generator().manual_seed(0))
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.rand(BATCH, 3, SIDE, SIDE, generator=g), torch.randint(0, 10, (BATCH,), generator=g)
+    student.train()
+
+    def step():
+        out = METHODS[method](ctx, x, y)
+        opt.zero_grad(set_to_none=True)
+        out.loss.backward()
+        opt.step()
+
+    def teacher_forward():
+        teacher.forward_features(x)
+
+    return step, teacher_forward
+
+
+CASES = ["natural", "mixacm", "pgd_at", "ard"]
+
+
+@pytest.mark.parametrize("method", CASES)
+def test_bench_step(benchmark, method):
+    step, _ = _setup(method)
+    step()  # warm-up
+    benchmark.pedantic(step, rounds=3, iterations=1)
+
+
+def test_bench_teacher_forward(benchmark):
+    _, fwd = _setup("mixacm")
+    fwd()
+    benchmark.pedantic(fwd, rounds=5, iterations=1)
+
+
+def measure_ratios(rounds: int = 9) -> dict[str, float]:
+    fns = {m: _setup(m)[0] for m in CASES}
+    fns["teacher_fwd"] = _setup("mixacm")[1]
+    for f in fns.values():
+        f()  # warm-up
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(rounds):  # interleaved, so drifting machine load hits every method alike
+        for k, f in fns.items():
+            t0 = time.perf_counter()
+            f()
+            times[k].append(time.perf_counter() - t0)
+    med = {k: min(v) for k, v in times.items()}
+    return {**{f"{k}_s": v for k, v in med.items()},
+            **{f"{k}_median_s": statistics.median(v) for k, v in times.items()},
+            "mixacm_over_natural_plus_teacher": med["mixacm"] / (med["natural"] + med["teacher_fwd"]),
+            "pgd_at_over_mixacm": med["pgd_at"] / med["mixacm"],
+            "ard_over_mixacm": med["ard"] / med["mixacm"]}
+
+
+def test_step_time_ratios(record_property):
+    r = measure_ratios()
+    for k, v in r.items():
+        record_property(k, v)
+    print("\nstep-time ratios:", {k: round(v, 4) for k, v in r.items()})
+    assert r["mixacm_over_natural_plus_teacher"] <= 1.10, (
+        f"MixACM step {r['mixacm_s']:.4f}s vs natural {r['natural_s']:.4f}s + teacher forward "
+        f"{r['teacher_fwd_s']:.4f}s: ratio {r['mixacm_over_natural_plus_teacher']:.3f}, goal <= 1.10")
+    assert r["pgd_at_over_mixacm"] >= 4, (
+        f"PGD-7 AT step {r['pgd_at_s']:.4f}s / MixACM {r['mixacm_s']:.4f}s = {r['pgd_at_over_mixacm']:.2f}, goal >= 4")
