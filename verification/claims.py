@@ -20,7 +20,7 @@ is missing, "inconclusive" with the reason. "Comparable" uses a non-inferiority 
 Inputs are result records (``verification/schema.py``) addressed by the paper cell they reproduce (table, row,
 column). Quantities the paper shows only in figures use table ids "fig3" (row "mixacm"/"pgd7_at", column
 "clean"/"robust", ``setting.data_fraction``), "fig4" (row "student"/"natural", column "block <i>", value = distance of
-the sorted, normalised ACM profile to the teacher's, see ``profile_distance``), "fig7" (row "alpha_acm=<v>", column
+the sorted, normalised ACM profile to the teacher's, computed by ``mixacm.acm_analysis.profile_distance``), "fig7" (row "alpha_acm=<v>", column
 "clean"/"robust", ``setting.alpha_acm``) and "bench" (row "natural"/"mixacm"/"pgd7_at"/"teacher_forward", column
 "step_time_s").
 """
@@ -435,26 +435,6 @@ def evaluate_paper_claims() -> list[dict[str, Any]]:
     """Does the paper's own table support each statement? (strict comparison of printed numbers)."""
     return [{**c, "verdict": c["paper_verdict"], "numbers": c["paper_numbers"], "reason": c["paper_reason"]}
             for c in evaluate_claims([], paper=True)]
-
-
-def profile_distance(teacher: Iterable[float], other: Iterable[float], points: int = 64) -> float:
-    """L2 distance between two ACM profiles after sorting ascending, L2-normalising and resampling both to
-    ``points`` positions on [0, 1] (channel counts may differ, as for WRN-28-10 vs WRN-16-10)."""
-    def prep(p):
-        p = sorted(float(x) for x in p)
-        if not p:
-            raise ValueError("empty ACM profile")
-        norm = math.sqrt(sum(x * x for x in p)) or 1.0
-        p = [x / norm * math.sqrt(len(p)) for x in p]  # unit RMS, so lengths do not matter
-        out = []
-        for i in range(points):
-            t = i / (points - 1) * (len(p) - 1)
-            j = int(math.floor(t))
-            k = min(j + 1, len(p) - 1)
-            out.append(p[j] + (t - j) * (p[k] - p[j]))
-        return out
-    a, b = prep(teacher), prep(other)
-    return math.sqrt(sum((x - y) ** 2 for x, y in zip(a, b)) / points)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,248 @@
+"""Run an experiment plan (teacher + students x seeds -> evaluations) and write results in the schema.
+
+A plan (``verification/plans.py``) names runs (trainer overrides, which run is whose teacher) and the paper cells
+they fill. ``run_plan`` trains every (run, seed) into ``OUT/runs/<key>/seed<s>/`` (skipped when its
+``summary.json`` exists: the plan is resumable), evaluates each checkpoint once on the same seeded test subset
+(``OUT/evals/<key>-s<seed>.json``), then writes
+
+- ``OUT/results.json``: provenance + one record per paper cell (mean ± std over seeds; ``verification/schema.py``),
+- ``OUT/claims.json``: the claims' verdicts computed from those records (``verification/claims.py``),
+- ``OUT/acm_profiles.json`` (+ ``.svg``) when the plan asks for the Supp. Fig. 4 view.
+
+Nothing here is read back from a stored result of an earlier session: a fresh OUT recomputes everything.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from . import schema
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    key: str
+    overrides: dict[str, Any]
+    teacher: str | None = None  # key of the run whose checkpoint teaches this one
+    seeded: bool = True  # False: trained once with the plan's first seed and shared (the teacher)
+    attacks: tuple[str, ...] = ("pgd20",)  # evaluated on the test subset (clean accuracy always)
+
+
+@dataclass(frozen=True)
+class CellSpec:
+    table: str
+    row: str
+    column: str
+    run: str  # RunSpec key
+    metric: str  # "clean" | an attack name of the run's evaluation | "worst_case"
+    setting: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Plan:
+    name: str
+    tier: str  # "smoke" | "cpu" | "gpu"
+    base: dict[str, Any]  # trainer overrides shared by every run
+    runs: list[RunSpec]
+    cells: list[CellSpec]
+    seeds: tuple[int, ...] = (0,)
+    eval_n: int | None = 500  # seeded test subset size (None = whole test split)
+    eval_eps: float = 8 / 255
+    scale: str = ""  # how this plan differs from the paper's setting (stored in every record)
+    acm_profiles: dict[str, str] = field(default_factory=dict)  # fig4 role -> run key ("teacher", "student", "natural")
+    acm_n: int = 200
+    data_root: str | None = None
+    autoattack_runs: tuple[str, ...] = ()  # runs also evaluated with AutoAttack (standard), on its own subset ...
+    autoattack_n: int = 100  # ... of this many test images (AutoAttack is ~100x costlier than PGD-20 on CPU)
+
+
+def _ordered(runs: list[RunSpec]) -> list[RunSpec]:
+    """Teachers before their students; unknown teacher keys are an error naming the valid keys."""
+    by_key = {r.key: r for r in runs}
+    done: list[RunSpec] = []
+    seen: set[str] = set()
+
+    def visit(r: RunSpec, stack: tuple[str, ...] = ()) -> None:
+        if r.key in seen:
+            return
+        if r.key in stack:
+            raise ValueError(f"plan has a teacher cycle through {r.key!r}")
+        if r.teacher is not None:
+            if r.teacher not in by_key:
+                raise ValueError(f"run {r.key!r}: unknown teacher run {r.teacher!r}; valid: {sorted(by_key)}")
+            visit(by_key[r.teacher], stack + (r.key,))
+        seen.add(r.key)
+        done.append(r)
+
+    for r in runs:
+        visit(r)
+    return done
+
+
+def _train_one(plan: Plan, run: RunSpec, seed: int, out: Path, teacher_ckpt: str | None) -> dict[str, Any]:
+    from mixacm.config import load_config
+    from mixacm.train import train
+
+    run_dir = out / "runs" / run.key / f"seed{seed}"
+    done = run_dir / "summary.json"
+    if done.is_file():
+        return json.loads(done.read_text())
+    overrides = {**plan.base, **run.overrides, "seed": seed}
+    if plan.data_root is not None:
+        overrides["data_root"] = plan.data_root
+    if teacher_ckpt is not None:
+        overrides["teacher"] = teacher_ckpt
+    cfg = load_config(None, overrides)
+    print(f"[{plan.name}] train {run.key} seed {seed}", flush=True)
+    return train(cfg, run_dir, resume=(run_dir / "last.pt").is_file())
+
+
+def _evaluate_one(plan: Plan, run: RunSpec, seed: int, summary: dict[str, Any], out: Path,
+                  test: tuple[Any, Any], *, attacks: tuple[str, ...] | None = None, n: int | None = None,
+                  suffix: str = "") -> dict[str, Any]:
+    from mixacm.evaluate import evaluate
+    from mixacm.train import load_checkpoint_model
+
+    attacks = run.attacks if attacks is None else attacks
+    n = plan.eval_n if n is None else n
+    path = out / "evals" / f"{run.key}-s{seed}{suffix}.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    model = load_checkpoint_model(summary["checkpoint"])
+    print(f"[{plan.name}] evaluate {run.key} seed {seed}: clean + {', '.join(attacks)} on {n}", flush=True)
+    res = evaluate(model, test[0], test[1], attacks=list(attacks), eps=plan.eval_eps, n=n, seed=0,
+                   progress=False, state_dir=out / "evals" / "state" / f"{run.key}-s{seed}{suffix}")
+    res.pop("per_sample", None)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(res, indent=1))
+    return res
+
+
+def metric_value(res: dict[str, Any], metric: str) -> float:
+    """Percent accuracy of one metric from an evaluate() result."""
+    if metric == "clean":
+        return 100.0 * res["clean"]["accuracy"]
+    if metric == "worst_case":
+        return 100.0 * res["worst_case"]["robust_accuracy"]
+    if metric not in res["attacks"]:
+        raise KeyError(f"metric {metric!r} not evaluated; have clean, worst_case, {sorted(res['attacks'])}")
+    return 100.0 * res["attacks"][metric]["robust_accuracy"]
+
+
+def _setting(plan: Plan, run: RunSpec, cell: CellSpec) -> dict[str, Any]:
+    cfg = {**plan.base, **run.overrides}
+    s = {k: None for k in schema.SETTING_KEYS}
+    s.update(dataset=cfg.get("dataset"), student=cfg.get("model"), method=cfg.get("method"),
+             attack=cell.metric, eps=None if cell.metric == "clean" else round(plan.eval_eps, 6),
+             data_fraction=cfg.get("data_fraction", 1.0), scale=plan.scale, run=run.key,
+             eval_n=plan.autoattack_n if cell.metric == "autoattack" else plan.eval_n)
+    if run.teacher:
+        s["teacher"] = run.teacher
+    s.update(cell.setting)
+    return s
+
+
+def run_plan(plan: Plan, out: str | Path, *, only_finished: bool = False) -> dict[str, Any]:
+    """Train, evaluate, aggregate; returns the results object (also written to OUT/results.json).
+
+    ``only_finished``: train nothing; aggregate the runs whose every seed has finished (cells of other runs are
+    left out, so the claims that need them come out 'inconclusive' with the missing cell named)."""
+    from mixacm.data import load_split
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    started, t0 = datetime.now(timezone.utc).isoformat(timespec="seconds"), time.time()
+    dataset = plan.base.get("dataset", "digits")
+    test = load_split(dataset, "test", plan.data_root)
+    summaries: dict[tuple[str, int], dict[str, Any]] = {}
+    evals: dict[tuple[str, int], dict[str, Any]] = {}
+    ordered = _ordered(plan.runs)
+    def finished(run: RunSpec) -> bool:
+        return all((out / "runs" / run.key / f"seed{s}" / "summary.json").is_file()
+                   for s in (plan.seeds if run.seeded else plan.seeds[:1]))
+
+    if only_finished:
+        ordered = [r for r in ordered if finished(r)]
+    for run in ordered:
+        seeds = plan.seeds if run.seeded else plan.seeds[:1]
+        for seed in seeds:
+            t_ckpt = None
+            if run.teacher is not None:
+                t_run = next(r for r in plan.runs if r.key == run.teacher)
+                t_seed = seed if t_run.seeded else plan.seeds[0]
+                t_ckpt = summaries[(run.teacher, t_seed)]["checkpoint"]
+            summaries[(run.key, seed)] = _train_one(plan, run, seed, out, t_ckpt)
+            evals[(run.key, seed)] = _evaluate_one(plan, run, seed, summaries[(run.key, seed)], out, test)
+    aa_evals: dict[tuple[str, int], dict[str, Any]] = {}
+    for run in ordered:  # last: the costliest evaluation, on its own (smaller) seeded subset
+        if run.key in plan.autoattack_runs:
+            for seed in plan.seeds[:1]:  # one seed: AutoAttack costs ~1 h per 100 robust points on 2 CPU cores
+                aa_evals[(run.key, seed)] = _evaluate_one(plan, run, seed, summaries[(run.key, seed)], out, test,
+                                                          attacks=("autoattack",), n=plan.autoattack_n, suffix="-aa")
+
+    by_key = {r.key: r for r in ordered}
+    records = []
+    for cell in plan.cells:
+        if cell.run not in by_key:
+            continue  # only_finished: this run has not finished
+        run = by_key[cell.run]
+        seeds = [s for s in (plan.seeds if run.seeded else plan.seeds[:1])]
+        if cell.metric == "autoattack":
+            seeds = [s for s in seeds if (run.key, s) in aa_evals]
+        if cell.metric == "step_time_s":
+            values = [summaries[(run.key, s)]["step_time_s"] for s in seeds]
+        elif cell.metric == "autoattack":
+            values = [metric_value(aa_evals[(run.key, s)], cell.metric) for s in seeds]
+        else:
+            values = [metric_value(evals[(run.key, s)], cell.metric) for s in seeds]
+        cfgs = summaries[(run.key, seeds[0])]["config"]
+        wall = sum(summaries[(run.key, s)]["wall_time_s"] for s in seeds)
+        records.append(schema.make_record(cell.table, cell.row, cell.column, _setting(plan, run, cell), values,
+                                          seeds, {"train": cfgs, "eval": {"n": plan.eval_n, "eps": plan.eval_eps,
+                                                                          "attacks": list(run.attacks)}}, wall))
+    if plan.acm_profiles and all(k in by_key for k in plan.acm_profiles.values()):
+        records += _acm_profile_records(plan, summaries, test, out)
+    wall = time.time() - t0
+    prov = schema.provenance(plan.tier, started, round(wall, 1))
+    prov.update(plan=plan.name, seeds=list(plan.seeds), scale=plan.scale,
+                train_wall_time_s={f"{k}-s{s}": round(v["wall_time_s"], 1) for (k, s), v in summaries.items()})
+    results = {"provenance": prov, "results": records}
+    schema.validate_results(results)
+    (out / "results.json").write_text(json.dumps(results, indent=1))
+    from .claims import evaluate_claims
+    claims = evaluate_claims(records)
+    (out / "claims.json").write_text(json.dumps(claims, indent=1))
+    return results
+
+
+def _acm_profile_records(plan: Plan, summaries, test, out: Path) -> list[dict[str, Any]]:
+    """Supp. Fig. 4: sorted mean ACM per block; distance of each model's profile to the teacher's (per seed)."""
+    from mixacm.acm_analysis import acm_profiles, render_acm_plot
+    from mixacm.train import load_checkpoint_model
+
+    roles = plan.acm_profiles
+    t_run = next(r for r in plan.runs if r.key == roles["teacher"])
+    teacher_ckpt = summaries[(t_run.key, plan.seeds[0])]["checkpoint"]
+    dists: dict[tuple[str, str], list[float]] = {}
+    last = None
+    for seed in plan.seeds:
+        models = {"teacher": load_checkpoint_model(teacher_ckpt)}
+        for role in ("student", "natural"):
+            models[role] = load_checkpoint_model(summaries[(roles[role], seed)]["checkpoint"])
+        last = acm_profiles(models, test[0], n=plan.acm_n, seed=seed)
+        for role in ("student", "natural"):
+            for block, d in last["distances"][role]["per_block"].items():
+                dists.setdefault((role, block), []).append(d)
+    (out / "acm_profiles.json").write_text(json.dumps(last, indent=1))
+    render_acm_plot(last, out / "acm_profiles.svg")
+    recs = []
+    for (role, block), vals in sorted(dists.items()):
+        setting = {k: None for k in schema.SETTING_KEYS}
+        setting.update(dataset=plan.base.get("dataset"), method=role, scale=plan.scale, acm_n=plan.acm_n)
+        recs.append(schema.make_record("fig4", role, f"block {block}", setting, vals, list(plan.seeds),
+                                       {"acm_n": plan.acm_n, "runs": roles}, 0.0))
+    return recs

@@ -1,0 +1,162 @@
+"""Experiment plans of the smoke and cpu tiers: which runs, which paper cells they fill, at what scale.
+
+The paper's settings (Sec. 6, Supp. A.1) are the trainer's defaults; a plan states only what it scales down, and
+says so in ``Plan.scale`` (copied into every record). Cells reuse the paper's (table, row, column) so the claims
+(``verification/claims.py``) and the report put our numbers beside the paper's.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .experiments import CellSpec, Plan, RunSpec
+
+DEFAULT_CIFAR_JPEG = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cifar10-jpeg"
+
+
+def cifar_jpeg_root(option: str | None = None) -> Path | None:
+    """--data-dir, else $MIXACM_CIFAR10_JPEG, else ../shared/data/cifar10-jpeg beside the checkout (None if absent)."""
+    for cand in (option, os.environ.get("MIXACM_CIFAR10_JPEG"), DEFAULT_CIFAR_JPEG):
+        if cand and Path(cand).is_dir():
+            return Path(cand)
+    return None
+
+
+def _ablation_runs(student: str, teacher_key: str, attacks: tuple[str, ...], extra: bool) -> list[RunSpec]:
+    """The students of Table 6 (components), Table 3 (natural, RKD, w/o mixup) and, with ``extra``, Tables 7/8/9,
+    Fig. 3 and Fig. 7. ``student`` is the student architecture; the teacher run is ``teacher_key``."""
+    t = teacher_key
+    runs = [
+        RunSpec("mixacm", {"method": "mixacm", "model": student}, t, attacks=attacks),  # Std. Setting
+        RunSpec("wo_kd", {"method": "mixacm", "model": student, "use_kd": False}, t),
+        RunSpec("wo_mixup", {"method": "mixacm", "model": student, "use_mixup": False}, t),
+        RunSpec("only_acm", {"method": "mixacm", "model": student, "use_kd": False, "use_mixup": False}, t),
+        RunSpec("only_kd", {"method": "kd", "model": student}, t),  # = RKD of Tables 1/3
+        RunSpec("natural", {"method": "natural", "model": student}),
+    ]
+    if extra:
+        runs += [
+            RunSpec(f"blocks_{b}", {"method": "mixacm", "model": student, "blocks": [b]}, t) for b in (2, 3, 4)
+        ] + [
+            # direct feature MSE is unbounded: at alpha_acm=5000 it diverges in the first epoch (measured), so it runs
+            # at weight 1 (the paper gives no weight for "Full"; Supp. A.4.3 says "similar settings")
+            RunSpec("direct_l2", {"method": "mixacm", "model": student, "feature_loss": "direct", "alpha_acm": 1.0}, t),
+            RunSpec("teacher_avgpool", {"method": "mixacm", "model": student, "transform": "teacher_avgpool"}, t),
+            RunSpec("student_maxpool", {"method": "mixacm", "model": student, "transform": "student_maxpool"}, t),
+            RunSpec("mixacm_frac30", {"method": "mixacm", "model": student, "data_fraction": 0.3}, t),
+        ] + [
+            RunSpec(f"only_acm_a{a}", {"method": "mixacm", "model": student, "use_kd": False, "use_mixup": False,
+                                       "alpha_acm": float(a)}, t) for a in (500, 50000)
+        ]
+    return runs
+
+
+def _cells(robust: str, extra: bool, at_key: str | None, autoattack: bool) -> list[CellSpec]:
+    """Map runs to paper cells; ``robust`` is the attack that stands in for the paper's robust column."""
+    c: list[CellSpec] = []
+    for key, col in [("mixacm", "Std. Setting"), ("wo_kd", "w/o KD"), ("wo_mixup", "w/o Mixup"),
+                     ("only_acm", "Only ACM"), ("only_kd", "Only KD")]:
+        c += [CellSpec("table6", "Accuracy", col, key, "clean"), CellSpec("table6", "Robustness", col, key, robust)]
+    t3 = [("natural", "CIFAR-10 / Natural"), ("only_kd", "CIFAR-10 / RKD"), ("wo_mixup", "CIFAR-10 / Ours w/o mixup"),
+          ("mixacm", "CIFAR-10 / Ours")] + ([(at_key, "CIFAR-10 / PGD7-AT")] if at_key else [])
+    for key, row in t3:
+        c += [CellSpec("table3", row, "Acc.", key, "clean"), CellSpec("table3", row, "PGD 20", key, "pgd20")]
+        if autoattack and key in ("mixacm", at_key):
+            c.append(CellSpec("table3", row, "AutoAttack", key, "autoattack"))
+    if extra:
+        for key, row in [("blocks_2", "Low-Level (2)"), ("blocks_3", "Mid-Level (3)"), ("blocks_4", "High-Level (4)"),
+                         ("mixacm", "All Features")]:
+            c += [CellSpec("table7", row, "Accuracy", key, "clean"), CellSpec("table7", row, "Robustness", key, robust)]
+        for key, row in [("direct_l2", "CIFAR-10: Full WRN-28-10 -> WRN-28-5"),
+                         ("mixacm", "CIFAR-10: MixACM WRN-28-10 -> WRN-28-5")]:
+            c += [CellSpec("table8", row, "Accuracy", key, "clean"), CellSpec("table8", row, "Robustness", key, robust)]
+        for key, row in [("mixacm", "teacher Adaptive Max Pool / student None"),
+                         ("teacher_avgpool", "teacher Adaptive Avg Pool / student None"),
+                         ("student_maxpool", "teacher None / student Adaptive Max Pool")]:
+            c += [CellSpec("table9", row, "Accuracy", key, "clean"), CellSpec("table9", row, "Robustness", key, robust)]
+        c += [CellSpec("fig3", "mixacm", "clean", "mixacm_frac30", "clean", {"data_fraction": 0.3}),
+              CellSpec("fig3", "mixacm", "robust", "mixacm_frac30", robust, {"data_fraction": 0.3})]
+        if at_key:
+            c += [CellSpec("fig3", "pgd7_at", "clean", at_key, "clean", {"data_fraction": 1.0}),
+                  CellSpec("fig3", "pgd7_at", "robust", at_key, robust, {"data_fraction": 1.0})]
+        for key, a in [("only_acm_a500", 500), ("only_acm", 5000), ("only_acm_a50000", 50000)]:
+            c += [CellSpec("fig7", f"alpha_acm={a}", "clean", key, "clean", {"alpha_acm": a}),
+                  CellSpec("fig7", f"alpha_acm={a}", "robust", key, robust, {"alpha_acm": a})]
+    bench = [("natural", "natural"), ("mixacm", "mixacm")] + ([(at_key, "pgd7_at")] if at_key else [])
+    c += [CellSpec("bench", row, "step_time_s", key, "step_time_s") for key, row in bench]
+    return c
+
+
+# ------------------------------------------------------------------------------------------------ smoke tier
+DIGITS_BASE = {  # scikit-learn's 8x8 digits: the embedded default (configs/digits/*.toml use the same settings)
+    "dataset": "digits", "augment": "none", "batch_size": 64, "lr": 0.05, "val_fraction": 0.15,
+    "eps": 0.1, "attack_step": 0.025, "select_metric": "last", "progress": False, "val_n": 200,
+    "teacher_gate_tolerance": 0.2,
+}
+
+
+def digits_plan(epochs: int = 6, seeds: tuple[int, ...] = (0, 1), extra: bool = False) -> Plan:
+    """The embedded default: a Fast-AT WRN-10-2 teacher, WRN-10-1 students. eps = 0.1 on [0,1] pixels
+    (8/255 means nothing on 8x8 near-binary digits; an assumption of this default, not a paper setting)."""
+    runs = [RunSpec("teacher", {"method": "fast_at", "model": "wrn-10-2", "epochs": epochs + 4}, seeded=False)]
+    runs += _ablation_runs("wrn-10-1", "teacher", ("pgd20",), extra)
+    runs.append(RunSpec("pgd_at", {"method": "pgd_at", "model": "wrn-10-1"}))
+    cells = _cells("pgd20", extra, "pgd_at", autoattack=False)
+    return Plan(name="digits", tier="smoke", base={**DIGITS_BASE, "epochs": epochs}, runs=runs, cells=cells,
+                seeds=seeds, eval_n=300, eval_eps=0.1,
+                scale=f"digits 8x8, WRN-10-2 Fast-AT teacher -> WRN-10-1, {epochs} epochs, eps 0.1, PGD-20 on 300",
+                acm_profiles={"teacher": "teacher", "student": "mixacm", "natural": "natural"}, acm_n=200)
+
+
+def cifar_slice_plan(data_root: str | Path, fraction: float = 0.01, epochs: int = 1) -> Plan:
+    """Smoke: the whole pipeline on a small stratified slice of the real CIFAR-10 JPEG copy (machinery only)."""
+    base = {"dataset": "cifar10-jpeg", "data_fraction": fraction, "epochs": epochs, "batch_size": 32,
+            "val_fraction": 0.1, "select_metric": "last", "progress": False, "val_n": 50,
+            "teacher_expected_acc": 0.1, "teacher_gate_tolerance": 0.1}
+    runs = [RunSpec("teacher", {"method": "fast_at", "model": "wrn-10-1"}, seeded=False),
+            RunSpec("mixacm", {"method": "mixacm", "model": "wrn-10-1"}, "teacher"),
+            RunSpec("natural", {"method": "natural", "model": "wrn-10-1"})]
+    cells = [CellSpec("table3", "CIFAR-10 / Ours", "Acc.", "mixacm", "clean"),
+             CellSpec("table3", "CIFAR-10 / Ours", "PGD 20", "mixacm", "pgd20"),
+             CellSpec("table3", "CIFAR-10 / Natural", "Acc.", "natural", "clean")]
+    return Plan(name="cifar-slice", tier="smoke", base=base, runs=runs, cells=cells, seeds=(0,), eval_n=40,
+                scale=f"CIFAR-10 JPEG {fraction:.0%} slice, WRN-10-1, {epochs} epoch(s): machinery check only",
+                data_root=str(data_root))
+
+
+# -------------------------------------------------------------------------------------------------- cpu tier
+def cpu_plan(data_root: str | Path, *, fraction: float = 0.2, epochs: int = 3, teacher_fraction: float = 0.3,
+             teacher_epochs: int = 4, seeds: tuple[int, ...] = (0, 1), extra: bool = True, autoattack_n: int = 60,
+             eval_n: int = 500) -> Plan:
+    """The CPU-scale reproduction on real CIFAR-10 (JPEG copy), sized for 2 cores.
+
+    Teacher: Fast-AT (FGSM + random start, Wong et al. 2020) WRN-16-2, chosen over PGD-7 AT because it is ~4x
+    cheaper for similar robustness. Students: WRN-16-1 (channel counts differ from the teacher's, so the default
+    teacher-side adaptive max pool is exercised), every claim-bearing ablation, a PGD-7 AT baseline on the same
+    student, and the two open implementation choices run side by side: ACM reduction "sum" vs the default "mean"
+    over channels, and block features after ("post") vs before ("pre", default) the next BN+ReLU.
+    Robust columns use PGD-20 (eps 8/255, step 2/255) on a seeded test subset; AutoAttack (standard) on a smaller
+    subset for MixACM and PGD-7 AT. Runs are resumable, so ``extra=False`` then ``extra=True`` adds the rest."""
+    base = {"dataset": "cifar10-jpeg", "data_fraction": fraction, "epochs": epochs, "select_metric": "last",
+            "val_fraction": 0.02, "val_n": 200, "progress": False, "teacher_gate_tolerance": 0.15}
+    runs = [RunSpec("teacher", {"method": "fast_at", "model": "wrn-16-2", "epochs": teacher_epochs,
+                                "data_fraction": teacher_fraction}, seeded=False)]
+    runs += _ablation_runs("wrn-16-1", "teacher", ("pgd20",), extra)
+    runs += [RunSpec("pgd_at", {"method": "pgd_at", "model": "wrn-16-1"}),
+             # the open choices, one seed each (CPU budget)
+             RunSpec("mixacm_sum", {"method": "mixacm", "model": "wrn-16-1", "acm_reduction": "sum"}, "teacher",
+                     seeded=False),
+             RunSpec("mixacm_post", {"method": "mixacm", "model": "wrn-16-1", "feature_point": "post"}, "teacher",
+                     seeded=False)]
+    cells = _cells("pgd20", extra, "pgd_at", autoattack=autoattack_n > 0)
+    cells += [CellSpec("choices", f"{key}", col, key, metric, {"choice": note})
+              for key, note in [("mixacm", "reduction=mean, feature_point=pre (defaults)"),
+                                ("mixacm_sum", "reduction=sum"), ("mixacm_post", "feature_point=post")]
+              for col, metric in [("clean", "clean"), ("robust", "pgd20")]]
+    return Plan(name="cpu-cifar10", tier="cpu", base=base, runs=runs, cells=cells, seeds=seeds, eval_n=eval_n,
+                scale=(f"CIFAR-10 JPEG q75; WRN-16-2 Fast-AT teacher ({teacher_fraction:.0%} of train, "
+                       f"{teacher_epochs} ep) -> WRN-16-1 students ({fraction:.0%} of train, {epochs} ep); "
+                       f"eps 8/255; PGD-20 on {eval_n} test images"),
+                acm_profiles={"teacher": "teacher", "student": "mixacm", "natural": "natural"}, acm_n=500,
+                data_root=str(data_root), autoattack_runs=("mixacm", "pgd_at") if autoattack_n > 0 else (),
+                autoattack_n=autoattack_n)
