@@ -60,6 +60,10 @@ def load_inputs(paths: list[str]) -> tuple[list[dict], list[dict], dict]:
             records += obj["results"]
         elif isinstance(obj, dict) and "acm_profiles" in obj:
             profiles.update(obj["acm_profiles"])
+        elif isinstance(obj, dict) and str(obj.get("schema", "")).startswith("mixacm.acm_profiles"):
+            for name, model in obj["models"].items():  # mixacm.acm_analysis.acm_profiles output
+                for b in model["blocks"]:
+                    profiles.setdefault(f"block {b['block']}", {})[name] = b["profile"]
     return results, records, profiles
 
 

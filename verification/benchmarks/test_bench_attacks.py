@@ -31,12 +31,6 @@ def wrn():
     return models.build_model("wrn-16-1").eval()
 
 
-@pytest.fixture(autouse=True)
-def _only_when_enabled(request):
-    cfg = request.config
-    if cfg.getoption("benchmark_disable", False) and not cfg.getoption("benchmark_enable", False):
-        pytest.skip("benchmark: run with --benchmark-enable")
-    torch.set_num_threads(1)
 
 
 def _inputs(model, n, seed=0):

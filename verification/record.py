@@ -1,0 +1,67 @@
+"""Copy a finished plan's outputs into ``reports/recorded/<name>/`` so a reader can open them without running
+anything: results + claims JSON, ACM profiles, per-run provenance (config, seed, commit, machine, wall time,
+metrics), evaluation summaries (without per-sample masks), and the rendered HTML report.
+
+    python -m verification.record --from reports/out/cpu --to reports/recorded/cpu --plan-json '{"seeds": [0, 1]}'
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+RUN_FILES = ("summary.json", "config.json", "meta.json", "metrics.jsonl")
+
+
+def _strip_masks(obj):
+    """Per-sample masks and index lists make evaluation files large; the record keeps the aggregates."""
+    if isinstance(obj, dict):
+        return {k: _strip_masks(v) for k, v in obj.items() if not k.endswith("_mask") and k != "indices"}
+    if isinstance(obj, list):
+        return [_strip_masks(v) for v in obj]
+    return obj
+
+
+def record(src: Path, dest: Path, plan_kwargs: dict | None = None, theory: Path | None = None) -> Path:
+    if not (src / "results.json").is_file():
+        raise FileNotFoundError(f"{src}/results.json missing: run the plan first")
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in ("results.json", "claims.json", "acm_profiles.json", "acm_profiles.svg"):
+        if (src / name).is_file():
+            shutil.copy2(src / name, dest / name)
+    for run_dir in sorted((src / "runs").glob("*/seed*")):
+        out = dest / "runs" / run_dir.parent.name / run_dir.name
+        out.mkdir(parents=True, exist_ok=True)
+        for f in RUN_FILES:
+            if (run_dir / f).is_file():
+                shutil.copy2(run_dir / f, out / f)
+    for ev in sorted((src / "evals").glob("*.json")):
+        (dest / "evals").mkdir(exist_ok=True)
+        (dest / "evals" / ev.name).write_text(json.dumps(_strip_masks(json.loads(ev.read_text())), indent=1))
+    if plan_kwargs is not None:
+        (dest / "plan.json").write_text(json.dumps(plan_kwargs, indent=1))
+    from reports.build import main as report_main
+    args = ["--results", str(dest), "--out", str(dest / "report.html")]
+    if theory is not None and theory.is_file():
+        shutil.copy2(theory, dest / "theory.json")
+        args += ["--theory", str(dest / "theory.json")]
+    report_main(args)
+    return dest
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m verification.record", description=__doc__.split("\n\n")[0])
+    p.add_argument("--from", dest="src", required=True)
+    p.add_argument("--to", dest="dest", required=True)
+    p.add_argument("--plan-json", default=None, help="the cpu_plan keyword arguments used (JSON)")
+    p.add_argument("--theory", default=None, help="theory.json to include in the report")
+    a = p.parse_args(argv)
+    record(Path(a.src), Path(a.dest), json.loads(a.plan_json) if a.plan_json else None,
+           Path(a.theory) if a.theory else None)
+    print(f"recorded into {a.dest}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
