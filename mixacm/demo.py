@@ -17,7 +17,7 @@ from pathlib import Path
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="mixacm demo", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default="reports/out", help="output directory (default: reports/out)")
-    p.add_argument("--epochs", type=int, default=6, help="student epochs on digits (default 6)")
+    p.add_argument("--epochs", type=int, default=4, help="student epochs on digits (default 4)")
     p.add_argument("--seeds", default="0,1", help="comma-separated seeds (default 0,1; claims need >= 2)")
     p.add_argument("--skip-theory", action="store_true", help="reuse OUT/theory.json instead of re-running")
     p.add_argument("--quick", action="store_true", help="theory --quick, 2 student epochs, no extra ablations")
