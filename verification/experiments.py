@@ -181,6 +181,8 @@ def run_plan(plan: Plan, out: str | Path, *, only_finished: bool = False) -> dic
     for run in ordered:  # last: the costliest evaluation, on its own (smaller) seeded subset
         if run.key in plan.autoattack_runs:
             for seed in plan.seeds[:1]:  # one seed: AutoAttack costs ~1 h per 100 robust points on 2 CPU cores
+                if only_finished and not (out / "evals" / f"{run.key}-s{seed}-aa.json").is_file():
+                    continue
                 aa_evals[(run.key, seed)] = _evaluate_one(plan, run, seed, summaries[(run.key, seed)], out, test,
                                                           attacks=("autoattack",), n=plan.autoattack_n, suffix="-aa")
 
