@@ -195,6 +195,8 @@ def run_plan(plan: Plan, out: str | Path, *, only_finished: bool = False) -> dic
         seeds = [s for s in (plan.seeds if run.seeded else plan.seeds[:1])]
         if cell.metric == "autoattack":
             seeds = [s for s in seeds if (run.key, s) in aa_evals]
+            if not seeds:
+                continue
         if cell.metric == "step_time_s":
             values = [summaries[(run.key, s)]["step_time_s"] for s in seeds]
         elif cell.metric == "autoattack":
