@@ -50,16 +50,43 @@ def record(src: Path, dest: Path, plan_kwargs: dict | None = None, theory: Path 
     return dest
 
 
+def _side(cond: dict) -> str:
+    def one(q):
+        if not q:
+            return "?"
+        sd = f" ± {q['std']:.2f}" if q.get("std") is not None else ""
+        return f"{q['mean']:.2f}{sd}"
+    if cond.get("a") is None:
+        return cond.get("condition", "")
+    return one(cond.get("a")) + (f" vs {one(cond.get('b'))}" if cond.get("b") else "")
+
+
+def claims_markdown(claims: list[dict]) -> str:
+    """The claims table for the README: verdict, our numbers and the paper's, condition by condition."""
+    lines = ["| claim | verdict (ours) | our numbers (mean ± std over seeds) | paper's numbers | paper's own verdict |",
+             "|---|---|---|---|---|"]
+    for c in claims:
+        ours = "; ".join(f"{n['condition']}: {_side(n)} ({n['status']})" for n in c.get("numbers") or []) \
+            or (c.get("reason") or "")
+        paper = "; ".join(_side(n) for n in c.get("paper_numbers") or []) or (c.get("paper_reason") or "")
+        lines.append(f"| {c['statement']} ({c['source']}) | **{c['verdict']}** | {ours} | {paper} | "
+                     f"{c.get('paper_verdict', '')} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m verification.record", description=__doc__.split("\n\n")[0])
     p.add_argument("--from", dest="src", required=True)
     p.add_argument("--to", dest="dest", required=True)
     p.add_argument("--plan-json", default=None, help="the cpu_plan keyword arguments used (JSON)")
     p.add_argument("--theory", default=None, help="theory.json to include in the report")
+    p.add_argument("--markdown", action="store_true", help="also print the claims table as markdown")
     a = p.parse_args(argv)
     record(Path(a.src), Path(a.dest), json.loads(a.plan_json) if a.plan_json else None,
            Path(a.theory) if a.theory else None)
     print(f"recorded into {a.dest}")
+    if a.markdown:
+        print(claims_markdown(json.loads((Path(a.dest) / "claims.json").read_text())))
     return 0
 
 
