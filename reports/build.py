@@ -30,7 +30,8 @@ TEMPLATES = Path(__file__).resolve().parent / "templates"
 DEFAULT_OUT = Path("reports/out/report.html")
 DEFAULT_THEORY = Path("reports/out/theory.json")
 COLOURS = {"pass": "#1b7f3b", "fail": "#b3261e", "not run": "#6b6b6b", "no paper value": "#6b6b6b",
-           "reproduced": "#1b7f3b", "not reproduced": "#b3261e", "inconclusive": "#9a6700", "n/a": "#6b6b6b"}
+           "reproduced": "#1b7f3b", "not reproduced": "#b3261e", "inconclusive": "#9a6700", "n/a": "#6b6b6b",
+           "scaled": "#3d5a80"}
 
 
 # ------------------------------------------------------------------------------------------------ loading
@@ -86,7 +87,7 @@ def table_views(records: list[dict]) -> list[dict]:
     views = []
     for name, t in paper_data.load_all().items():
         rows: dict[str, list[dict]] = {}
-        counts = {"pass": 0, "fail": 0, "not run": 0, "no paper value": 0}
+        counts = {"pass": 0, "fail": 0, "not run": 0, "no paper value": 0, "scaled": 0}
         for c in t["cells"]:
             recs = by_cell.get((c["table"], c["row"], c["column"]), [])
             tol = compare.tolerance_for(c)
@@ -99,6 +100,9 @@ def table_views(records: list[dict]) -> list[dict]:
                              diff="" if cmp.difference is None else f"{cmp.difference:+.2f}",
                              verdict={True: "pass", False: "fail", None: "no paper value"}[cmp.passed],
                              scale=str(r["setting"].get("scale") or ""))
+                if entry["scale"] and cmp.passed is not None:
+                    # a scaled-down run (smoke/cpu tier) is not held to the paper-scale tolerance
+                    entry["verdict"] = "scaled"
                 if len(recs) > 1:
                     entry["scale"] += f" ({len(recs)} results; last shown)"
             elif c["missing"]:

@@ -33,8 +33,11 @@ def test_renders_without_results(tmp_path):
 def test_renders_synthetic_results(tmp_path):
     cell = paper_data.find_cell("table3", "CIFAR-10 / Ours", "PGD 20")  # 48.09
     bad = paper_data.find_cell("table3", "CIFAR-10 / Ours", "Acc.")  # 89.93
-    recs = [make_record(cell["table"], cell["row"], cell["column"], {**cell["setting"], "scale": "synthetic"},
+    scaled = paper_data.find_cell("table3", "CIFAR-10 / Natural", "Acc.")
+    recs = [make_record(cell["table"], cell["row"], cell["column"], cell["setting"],
                         [47.5, 48.5, 48.0], [0, 1, 2], {"method": "mixacm"}, 12.0),
+            make_record(scaled["table"], scaled["row"], scaled["column"], {**scaled["setting"], "scale": "cpu: tiny"},
+                        [40.0, 41.0], [0, 1], {}, 1.0),
             make_record(bad["table"], bad["row"], bad["column"], bad["setting"], [70.0, 71.0], [0, 1], {}, 1.0),
             make_record("fig3", "mixacm", "robust", {"data_fraction": 0.3}, [30, 31], [0, 1]),
             make_record("fig3", "mixacm", "robust", {"data_fraction": 1.0}, [35, 36], [0, 1]),
@@ -52,6 +55,7 @@ def test_renders_synthetic_results(tmp_path):
     page = build.build([str(tmp_path / "res")], theory, tmp_path / "r.html").read_text()
     assert "48.00 ± 0.50 (n=3)" in page and "-0.09" in page and ">pass</span>" in page
     assert ">fail</span>" in page and "-19.43" in page
+    assert ">scaled</span>" in page and "cpu: tiny" in page  # scaled-down runs are not held to the paper tolerance
     assert page.count("<svg") >= 2  # fig3 curve and the ACM profile
     assert "thm42.x" in page and "linf" in page
     assert "2024-01-01" in page and "6.76×" in page  # 0.71 s / 0.105 s
