@@ -43,7 +43,13 @@ TOKEN = re.compile(r"^(?:<b>)?(-?\d+(?:\.\d+)?)%?(?:</b>)?(?:\s*\$\\pm\$\s*(\d+(
 
 def _text(name: str) -> list[str]:
     path = PAPER_DIR / name
-    assert path.exists(), f"paper text {path} not found: set MIXACM_PAPER_DIR to the folder holding {name}"
+    msg = f"paper text {path} not found: set MIXACM_PAPER_DIR to the folder holding {name}"
+    if not path.exists():
+        # CI has ../shared beside the clone, so there a missing text fails; a fresh machine without the paper
+        # text cannot re-read it (the stored tables are still validated by the other tests)
+        if os.environ.get("CI"):
+            pytest.fail(msg)
+        pytest.skip(msg)
     return path.read_text(encoding="utf-8").split("\n")
 
 
