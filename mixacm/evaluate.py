@@ -332,6 +332,11 @@ def main(argv: list[str] | None = None) -> int:
     from mixacm.data import load_split
     from mixacm.train import load_checkpoint_model
 
+    ckpt_file = Path(args.checkpoint)
+    if ckpt_file.is_dir():  # a run dir: its selected checkpoint is what gets loaded, and hashed
+        from mixacm.teachers import _resolve_run_dir
+        ckpt_file = _resolve_run_dir(ckpt_file)
+    ckpt_sha = _sha256_file(ckpt_file)  # before the (long) evaluation, so a bad path fails fast
     try:
         model = load_checkpoint_model(args.checkpoint)
     except (RuntimeError, KeyError, ValueError) as e:
@@ -346,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:
         print(f"mixacm evaluate: {e}", file=sys.stderr)
         return 2
-    res["checkpoint"] = {"path": str(args.checkpoint), "sha256": _sha256_file(args.checkpoint)}
+    res["checkpoint"] = {"path": str(args.checkpoint), "file": str(ckpt_file), "sha256": ckpt_sha}
     res["data"] = {"name": args.data, "root": args.data_root, "split": "test", "n_total": len(y)}
     res["git_commit"] = _git_commit()
     res["machine"] = {"platform": platform.platform(), "processor": platform.processor(),

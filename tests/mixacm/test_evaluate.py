@@ -284,3 +284,20 @@ def test_cli_writes_json(tmp_path, monkeypatch, capsys):
     assert main([str(ckpt), "--data", "toy", "--eps", "8"]) == 2
     assert main([str(ckpt), "--data", "toy", "--n", "13", "--no-progress"]) == 2
     assert "test set has 12" in capsys.readouterr().err
+
+
+def test_cli_accepts_a_run_dir_and_hashes_its_checkpoint(tmp_path, monkeypatch):
+    model = linear_model()
+    x, y = data(12, model=model)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "best.pt").write_bytes(b"stub checkpoint bytes")
+    monkeypatch.setitem(sys.modules, "mixacm.train", types.SimpleNamespace(load_checkpoint_model=lambda p: model))
+    monkeypatch.setitem(sys.modules, "mixacm.data", types.SimpleNamespace(load_split=lambda name, split, root=None:
+                                                                          (x, y)))
+    out = tmp_path / "res.json"
+    assert main([str(run), "--data", "toy", "--attacks", "fgsm", "--n", "8", "--no-progress", "--out", str(out)]) == 0
+    res = json.loads(out.read_text())
+    import hashlib
+    assert res["checkpoint"]["file"].endswith("best.pt")
+    assert res["checkpoint"]["sha256"] == hashlib.sha256(b"stub checkpoint bytes").hexdigest()
