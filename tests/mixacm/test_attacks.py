@@ -2,17 +2,17 @@
 robustness of a linear model, PGD monotone(-ish) in steps on a small trained model, name/eps parsing errors."""
 from __future__ import annotations
 
-import functools
 
 import pytest
 import torch
-import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
 from mixacm.attacks import ATTACKS, PGD_STEP_SIZE, fgsm, parse_attack, parse_eps, pgd_linf, pgd_restarts, run_white_box
 from mixacm.autoattack_runner import run_autoattack
+
+from _digits_mlp import trained_digits_mlp
 
 TOL = 1e-6
 
@@ -110,22 +110,9 @@ def test_cw_matches_exact_linf_robustness_of_linear_model():
                              f"(exact robust {int(exact_robust.sum())}, CW robust {int(cw_robust.sum())})")
 
 
-@functools.lru_cache(maxsize=1)
 def _trained_digits_mlp():
-    from sklearn.datasets import load_digits
-    d = load_digits()
-    x = torch.tensor(d.images, dtype=torch.float32)[:, None] / 16
-    y = torch.tensor(d.target)
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10))
-    opt = torch.optim.Adam(model.parameters(), 1e-2)
-    for _ in range(300):
-        i = torch.randint(0, 1400, (128,))
-        loss = F.cross_entropy(model(x[i]), y[i])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return model.eval(), x[1400:1550], y[1400:1550]
+    model, x, y = trained_digits_mlp()
+    return model, x[:150], y[:150]
 
 
 def test_pgd_monotone_in_steps_on_trained_model():

@@ -2,16 +2,15 @@
 bad input, and the CLI (with the checkpoint loader and data loader stubbed so the test does not depend on them)."""
 from __future__ import annotations
 
-import functools
 import json
 import sys
 import types
 
 import pytest
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from _digits_mlp import trained_digits_mlp
 from mixacm import selfcheck
 from mixacm.evaluate import EvaluationWarning, evaluate, main
 
@@ -44,22 +43,7 @@ def status(result, name):
     return {c["name"]: c for c in result["self_checks"]}[name]["status"]
 
 
-@functools.lru_cache(maxsize=1)
-def digits_mlp():
-    from sklearn.datasets import load_digits
-    d = load_digits()
-    x = torch.tensor(d.images, dtype=torch.float32)[:, None] / 16
-    y = torch.tensor(d.target)
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10))
-    opt = torch.optim.Adam(model.parameters(), 1e-2)
-    for _ in range(300):
-        i = torch.randint(0, 1400, (128,))
-        loss = F.cross_entropy(model(x[i]), y[i])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return model.eval(), x[1400:], y[1400:]
+digits_mlp = trained_digits_mlp
 
 
 # ------------------------------------------------------------------------------------------------ aggregation
