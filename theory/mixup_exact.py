@@ -145,31 +145,27 @@ def _pair_breaks(breakpoints, i, j):
     return breakpoints(i, j) if callable(breakpoints) else breakpoints
 
 
-def mixup_loss_pairs(
-    loss_of_segment: Callable[[int, int, float], float], n: int, a: float, b: float, *, breakpoints=None, **kw
-) -> float:
-    """L_mix = (1/n^2) sum_{i,j} E_{Beta(a,b)}[l(x~_ij(lam), y~_ij(lam))] (main paper Sec. 3), exact double sum."""
+def _pair_mean(fn: Callable[[int, int, float], float], expectation, n: int, a: float, b: float, breakpoints, kw
+               ) -> float:
+    """(1/n^2) sum_{i,j} expectation_{a,b}[fn(i, j, .)], the exact double sum over all ordered pairs."""
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
     total = 0.0
     for i in range(n):
         for j in range(n):
-            total += beta_expectation(
-                lambda t: loss_of_segment(i, j, t), a, b, breakpoints=_pair_breaks(breakpoints, i, j), **kw
-            )
+            total += expectation(lambda t: fn(i, j, t), a, b, breakpoints=_pair_breaks(breakpoints, i, j), **kw)
     return total / n**2
+
+
+def mixup_loss_pairs(
+    loss_of_segment: Callable[[int, int, float], float], n: int, a: float, b: float, *, breakpoints=None, **kw
+) -> float:
+    """L_mix = (1/n^2) sum_{i,j} E_{Beta(a,b)}[l(x~_ij(lam), y~_ij(lam))] (main paper Sec. 3), exact double sum."""
+    return _pair_mean(loss_of_segment, beta_expectation, n, a, b, breakpoints, kw)
 
 
 def mixup_loss_own_label(
     loss_own_label: Callable[[int, int, float], float], n: int, a: float, b: float, *, breakpoints=None, **kw
 ) -> float:
     """(1/n^2) sum_{i,j} E_{P~}[l(x~_ij(lam), y_i)]: the right side of the Supp. B.2 identity, exact double sum."""
-    if n < 1:
-        raise ValueError(f"n must be >= 1, got {n}")
-    total = 0.0
-    for i in range(n):
-        for j in range(n):
-            total += mixture_expectation(
-                lambda t: loss_own_label(i, j, t), a, b, breakpoints=_pair_breaks(breakpoints, i, j), **kw
-            )
-    return total / n**2
+    return _pair_mean(loss_own_label, mixture_expectation, n, a, b, breakpoints, kw)
