@@ -148,7 +148,9 @@ def provenance_view(results: list[dict]) -> list[dict]:
         seeds = sorted({s for rec in r["results"] for s in rec["seeds"]})
         out.append({"path": r["path"], "tier": p["tier"], "commit": p["commit"], "machine": p["machine"],
                     "python": p["python"], "torch": p["torch"], "started": p["started"],
-                    "wall_time": f"{p['wall_time_s']:.0f} s", "n_records": len(r["results"]), "seeds": seeds,
+                    "wall_time": f"{p['wall_time_s']:.0f} s" + (f" (whole plan, all sessions: {p['plan_compute_s']:.0f} s)"
+                                                               if p.get("plan_compute_s") else ""),
+                    "n_records": len(r["results"]), "seeds": seeds,
                     "configs": json.dumps(sorted({json.dumps(rec["config"], sort_keys=True) for rec in r["results"]})[:20],
                                           indent=1)})
     return out
@@ -246,6 +248,18 @@ def benchmark_view(records: list[dict]) -> list[dict]:
              "ratio": f"{r['value'] / base:.2f}×" if base and r["column"] == "step_time_s" else ""} for r in rows]
 
 
+def choice_view(records: list[dict]) -> list[dict]:
+    """Implementation choices the paper leaves open, run side by side (table "choices": row = run, column =
+    clean/robust, ``setting.choice`` says what differs from the defaults)."""
+    rows: dict[str, dict] = {}
+    for r in records:
+        if r["table"] == "choices":
+            row = rows.setdefault(r["row"], {"run": r["row"], "choice": r["setting"].get("choice") or "",
+                                             "clean": "not run", "robust": "not run"})
+            row[r["column"]] = _fmt(r["value"], r["std"], r["n_runs"])
+    return list(rows.values())
+
+
 def build(results_paths: list[str], theory_path: Path | None, out: Path) -> Path:
     results, records, profiles = load_inputs(results_paths)
     env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(["html", "j2"]),
@@ -253,6 +267,7 @@ def build(results_paths: list[str], theory_path: Path | None, out: Path) -> Path
     page = env.get_template("report.html.j2").render(
         tables=table_views(records), claims=claim_views(records), theory=theory_view(theory_path),
         provenance=provenance_view(results), figures=figure_views(records, profiles), bench=benchmark_view(records),
+        choices=choice_view(records),
         n_records=len(records), inputs=[r["path"] for r in results], tolerance_rule=compare.RULE,
         claim_rule=claims_mod.__doc__.split("Decision rule (declared once).")[1].split("Inputs are")[0].strip(),
         colours=COLOURS)

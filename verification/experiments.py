@@ -101,6 +101,18 @@ def _train_one(plan: Plan, run: RunSpec, seed: int, out: Path, teacher_ckpt: str
     return train(cfg, run_dir, resume=(run_dir / "last.pt").is_file())
 
 
+def _eval_path(out: Path, run: RunSpec, seed: int, suffix: str = "") -> Path:
+    return out / "evals" / f"{run.key}-s{seed}{suffix}.json"
+
+
+def _cached_eval(path: Path, n: int | None, attacks: tuple[str, ...]) -> dict[str, Any] | None:
+    """The stored evaluation at ``path`` if it used this subset size and these attacks, else None."""
+    if not path.is_file():
+        return None
+    cached = json.loads(path.read_text())
+    return cached if cached["config"]["n"] == n and cached["config"]["attacks"] == list(attacks) else None
+
+
 def _evaluate_one(plan: Plan, run: RunSpec, seed: int, summary: dict[str, Any], out: Path,
                   test: tuple[Any, Any], *, attacks: tuple[str, ...] | None = None, n: int | None = None,
                   suffix: str = "") -> dict[str, Any]:
@@ -109,13 +121,16 @@ def _evaluate_one(plan: Plan, run: RunSpec, seed: int, summary: dict[str, Any], 
 
     attacks = run.attacks if attacks is None else attacks
     n = plan.eval_n if n is None else n
-    path = out / "evals" / f"{run.key}-s{seed}{suffix}.json"
-    if path.is_file():
-        return json.loads(path.read_text())
+    path = _eval_path(out, run, seed, suffix)
+    cached = _cached_eval(path, n, attacks)
+    if cached is not None:
+        return cached
+    if path.is_file():  # the plan changed (e.g. a larger AutoAttack subset): keep the old one beside, never reuse it
+        path.rename(path.with_name(f"{path.stem}-n{json.loads(path.read_text())['config']['n']}.json"))
     model = load_checkpoint_model(summary["checkpoint"])
     print(f"[{plan.name}] evaluate {run.key} seed {seed}: clean + {', '.join(attacks)} on {n}", flush=True)
     res = evaluate(model, test[0], test[1], attacks=list(attacks), eps=plan.eval_eps, n=n, seed=0,
-                   progress=False, state_dir=out / "evals" / "state" / f"{run.key}-s{seed}{suffix}")
+                   progress=False, state_dir=out / "evals" / "state" / f"{run.key}-s{seed}{suffix}-n{n}")
     res.pop("per_sample", None)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(res, indent=1))
@@ -181,7 +196,8 @@ def run_plan(plan: Plan, out: str | Path, *, only_finished: bool = False) -> dic
     for run in ordered:  # last: the costliest evaluation, on its own (smaller) seeded subset
         if run.key in plan.autoattack_runs:
             for seed in plan.seeds[:1]:  # one seed: AutoAttack costs ~1 h per 100 robust points on 2 CPU cores
-                if only_finished and not (out / "evals" / f"{run.key}-s{seed}-aa.json").is_file():
+                if only_finished and _cached_eval(_eval_path(out, run, seed, "-aa"), plan.autoattack_n,
+                                                  ("autoattack",)) is None:
                     continue
                 aa_evals[(run.key, seed)] = _evaluate_one(plan, run, seed, summaries[(run.key, seed)], out, test,
                                                           attacks=("autoattack",), n=plan.autoattack_n, suffix="-aa")
@@ -213,7 +229,11 @@ def run_plan(plan: Plan, out: str | Path, *, only_finished: bool = False) -> dic
     wall = time.time() - t0
     prov = schema.provenance(plan.tier, started, round(wall, 1))
     prov.update(plan=plan.name, seeds=list(plan.seeds), scale=plan.scale,
-                train_wall_time_s={f"{k}-s{s}": round(v["wall_time_s"], 1) for (k, s), v in summaries.items()})
+                train_wall_time_s={f"{k}-s{s}": round(v["wall_time_s"], 1) for (k, s), v in summaries.items()},
+                eval_wall_time_s={f"{k}-s{s}{sfx}": round(v["wall_time_s"], 1)
+                                  for sfx, d in (("", evals), ("-aa", aa_evals)) for (k, s), v in d.items()})
+    # a resumed plan's own wall time covers only its last session; this is the cost of the whole plan
+    prov["plan_compute_s"] = round(sum(prov["train_wall_time_s"].values()) + sum(prov["eval_wall_time_s"].values()), 1)
     results = {"provenance": prov, "results": records}
     schema.validate_results(results)
     (out / "results.json").write_text(json.dumps(results, indent=1))

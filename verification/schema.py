@@ -4,7 +4,10 @@ Reproduced-results file (JSON)::
 
     {
       "provenance": {"commit": str, "machine": str, "python": str, "torch": str, "started": str (ISO 8601),
-                     "wall_time_s": float, "tier": "smoke" | "cpu" | "gpu"},
+                     "wall_time_s": float, "tier": "smoke" | "cpu" | "gpu",
+                     optional (experiments.run_plan): "plan", "seeds", "scale", "train_wall_time_s" and
+                     "eval_wall_time_s" ({"<run>-s<seed>[-aa]": s}), "plan_compute_s" (their sum: a resumed plan's
+                     cost over all its sessions)},
       "results": [record, ...]
     }
 

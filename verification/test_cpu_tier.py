@@ -37,16 +37,21 @@ def test_results_valid_and_claims_computed(cpu_results):
     schema.validate_claims(claims)
 
 
+def _key(record: dict) -> tuple:
+    """A cell; Fig. 3 holds one curve per row, so its points differ only in data_fraction."""
+    return record["table"], record["row"], record["column"], record["setting"].get("data_fraction")
+
+
 def test_numbers_within_spread_of_recorded(cpu_results):
     """Each fresh cell within 3 x the larger of the two runs' std (or 3 pp when a std is missing) of the record."""
     _, results = cpu_results
     rec_path = RECORDED / "results.json"
     if not rec_path.is_file():
         pytest.fail(f"no recorded reproduction at {rec_path}")
-    recorded = {(r["table"], r["row"], r["column"]): r for r in json.loads(rec_path.read_text())["results"]}
+    recorded = {_key(r): r for r in json.loads(rec_path.read_text())["results"]}
     bad = []
     for r in results["results"]:
-        key = (r["table"], r["row"], r["column"])
+        key = _key(r)
         if key not in recorded or r["table"] in ("bench",):
             continue
         ref = recorded[key]

@@ -71,3 +71,14 @@ def test_cifar_slice_pipeline(tmp_path, request):
     acc = {r["row"]: r["value"] for r in results["results"] if r["column"] == "Acc."}
     assert set(acc) == {"CIFAR-10 / Ours", "CIFAR-10 / Natural"}
     assert all(0.0 <= v <= 100.0 for v in acc.values())
+
+
+def test_stored_evaluation_is_reused_only_for_the_same_subset_and_attacks(digits_run):
+    """A resumed plan whose subset size or attacks changed (e.g. a larger AutoAttack subset) must re-evaluate."""
+    from verification.experiments import _cached_eval
+    out, _ = digits_run
+    path = out / "evals" / "natural-s0.json"
+    assert _cached_eval(path, 300, ("pgd20",)) is not None
+    assert _cached_eval(path, 500, ("pgd20",)) is None
+    assert _cached_eval(path, 300, ("autoattack",)) is None
+    assert _cached_eval(out / "evals" / "absent.json", 300, ("pgd20",)) is None

@@ -23,7 +23,7 @@ def test_renders_without_results(tmp_path):
     ids = _ids(page)
     for t in paper_data.TABLES:
         assert t in ids
-    assert {"claims", "fig3", "fig4", "fig7", "theory", "provenance"} <= ids
+    assert {"claims", "fig3", "fig4", "fig7", "choices", "theory", "provenance"} <= ids
     # every paper cell is shown as not run (or as having no paper value), never blank
     n_cells = len(paper_data.all_cells())
     assert page.count(">not run</span>") + page.count(">no paper value</span>") >= n_cells
@@ -42,7 +42,8 @@ def test_renders_synthetic_results(tmp_path):
             make_record("fig3", "mixacm", "robust", {"data_fraction": 0.3}, [30, 31], [0, 1]),
             make_record("fig3", "mixacm", "robust", {"data_fraction": 1.0}, [35, 36], [0, 1]),
             make_record("bench", "natural", "step_time_s", {}, [0.1, 0.11], [0, 1]),
-            make_record("bench", "pgd7_at", "step_time_s", {}, [0.7, 0.72], [0, 1])]
+            make_record("bench", "pgd7_at", "step_time_s", {}, [0.7, 0.72], [0, 1]),
+            make_record("choices", "mixacm_post", "robust", {"choice": "feature_point=post"}, [16.8, 17.2], [0, 1])]
     res = {"provenance": provenance("smoke", "2024-01-01T00:00:00+00:00", 3.0), "results": recs}
     (tmp_path / "res").mkdir()
     (tmp_path / "res" / "results.json").write_text(json.dumps(res))
@@ -59,6 +60,7 @@ def test_renders_synthetic_results(tmp_path):
     assert page.count("<svg") >= 2  # fig3 curve and the ACM profile
     assert "thm42.x" in page and "linf" in page
     assert "2024-01-01" in page and "6.76×" in page  # 0.71 s / 0.105 s
+    assert "feature_point=post" in page and "17.00 ± 0.28 (n=2)" in page  # the implementation-choice evidence
 
 
 def test_invalid_results_file_named(tmp_path):
