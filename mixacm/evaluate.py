@@ -17,7 +17,6 @@ import hashlib
 import json
 import os
 import platform
-import subprocess
 import sys
 import time
 import warnings
@@ -27,6 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from mixacm import selfcheck
+from mixacm.gitinfo import git_commit
 from mixacm.attacks import ATTACKS, AttackSpec, parse_attack, parse_eps, run_white_box
 
 SCHEMA = "mixacm.evaluate/1"
@@ -288,15 +288,6 @@ def _sha256_file(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-def _git_commit() -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10,
-                             cwd=Path(__file__).resolve().parent)
-        return out.stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mixacm evaluate", description="attack a checkpoint (l-inf)")
     p.add_argument("checkpoint")
@@ -353,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     res["checkpoint"] = {"path": str(args.checkpoint), "file": str(ckpt_file), "sha256": ckpt_sha}
     res["data"] = {"name": args.data, "root": args.data_root, "split": "test", "n_total": len(y)}
-    res["git_commit"] = _git_commit()
+    res["git_commit"] = git_commit()["commit"]
     res["machine"] = {"platform": platform.platform(), "processor": platform.processor(),
                       "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                       "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}

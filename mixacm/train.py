@@ -21,7 +21,6 @@ import os
 import platform
 import random
 import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -34,6 +33,7 @@ from torch import Tensor, nn
 from .checkpoint import (FORMAT, CheckpointError, is_package_checkpoint, load_checkpoint, load_state_strict,
                          save_checkpoint)
 from .config import ConfigError, TrainConfig, check, load_config, to_dict
+from .gitinfo import git_commit
 from .methods import METHODS, NEEDS_TEACHER, StepContext, WithFeatures, check_method, uses_kd
 from .teachers import FrozenTeacher, TeacherError, accuracy_gate, load_package_model, load_teacher_model
 
@@ -43,18 +43,6 @@ class DivergenceError(RuntimeError):
 
 
 # ----------------------------------------------------------------------------------------------- environment
-def _git_commit() -> dict[str, Any]:
-    root = Path(__file__).resolve().parent.parent
-    try:
-        sha = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
-                             timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10).stdout.strip() != ""
-        return {"commit": sha or "unknown", "dirty": dirty}
-    except (OSError, subprocess.SubprocessError):
-        return {"commit": "unknown", "dirty": None}
-
-
 def _machine() -> dict[str, Any]:
     info: dict[str, Any] = {"host": socket.gethostname(), "platform": platform.platform(),
                             "python": sys.version.split()[0], "torch": torch.__version__, "cpus": os.cpu_count(),
@@ -378,7 +366,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False) -> dic
     if is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         _write_json(run_dir / "config.json", to_dict(cfg))
-        _write_json(run_dir / "meta.json", {"seed": cfg.seed, "git": _git_commit(), "machine": _machine(),
+        _write_json(run_dir / "meta.json", {"seed": cfg.seed, "git": git_commit(), "machine": _machine(),
                                             "device": str(device), "world_size": world, "teacher": tinfo,
                                             "n_train": len(data["x"]), "n_val": len(data["x_val"]),
                                             "steps_per_epoch": steps_per_epoch, "started": time.time()})

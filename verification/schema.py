@@ -158,14 +158,12 @@ def make_record(table: str, row: str, column: str, setting: dict[str, Any], runs
 def provenance(tier: str, started: str, wall_time_s: float) -> dict[str, Any]:
     """Provenance of this process: git commit (or 'unknown'), machine, python and torch versions."""
     import platform
-    import subprocess
     import sys
 
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10,
-                                check=True).stdout.strip()
-    except Exception:  # no git / not a checkout
-        commit = "unknown"
+    from mixacm.gitinfo import git_commit
+
+    git = git_commit()
+    commit = git["commit"] + ("+dirty" if git["dirty"] else "")
     try:
         import torch
 
