@@ -136,7 +136,7 @@ def cifar_slice_plan(data_root: str | Path, fraction: float = 0.01, epochs: int 
 
 # -------------------------------------------------------------------------------------------------- cpu tier
 def cpu_plan(data_root: str | Path, *, fraction: float = 0.2, epochs: int = 3, teacher_fraction: float = 0.3,
-             teacher_epochs: int = 4, seeds: tuple[int, ...] = (0, 1), extra: bool = True, autoattack_n: int = 60,
+             teacher_epochs: int = 4, seeds: tuple[int, ...] = (0, 1), extra: bool = True, autoattack_n: int = 500,
              eval_n: int = 500) -> Plan:
     """The CPU-scale reproduction on real CIFAR-10 (JPEG copy), sized for 2 cores.
 
@@ -145,8 +145,10 @@ def cpu_plan(data_root: str | Path, *, fraction: float = 0.2, epochs: int = 3, t
     teacher-side adaptive max pool is exercised), every claim-bearing ablation, a PGD-7 AT baseline on the same
     student, and the two open implementation choices run side by side: ACM reduction "sum" (one seed) vs the default
     "mean" over channels, and block features after ("post") vs before ("pre", default) the next BN+ReLU.
-    Robust columns use PGD-20 (eps 8/255, step 2/255) on a seeded test subset; AutoAttack (standard) on a smaller
-    subset for MixACM and PGD-7 AT. Runs are resumable, so ``extra=False`` then ``extra=True`` adds the rest."""
+    Robust columns use PGD-20 (eps 8/255, step 2/255) on a seeded test subset; AutoAttack (standard) on a seeded
+    subset of ``autoattack_n`` images (the PGD-20 images when equal to ``eval_n``) for MixACM and PGD-7 AT, first
+    seed (~30 min on 2 cores at 500).
+    Runs are resumable, so ``extra=False`` then ``extra=True`` adds the rest."""
     base = {"dataset": "cifar10-jpeg", "data_fraction": fraction, "epochs": epochs, "select_metric": "last",
             "val_fraction": 0.02, "val_n": 200, "progress": False, "teacher_gate_tolerance": 0.15}
     runs = [RunSpec("teacher", {"method": "fast_at", "model": "wrn-16-2", "epochs": teacher_epochs,
