@@ -137,7 +137,7 @@ def cifar_slice_plan(data_root: str | Path, fraction: float = 0.01, epochs: int 
 # -------------------------------------------------------------------------------------------------- cpu tier
 def cpu_plan(data_root: str | Path, *, fraction: float = 0.2, epochs: int = 3, teacher_fraction: float = 0.3,
              teacher_epochs: int = 4, seeds: tuple[int, ...] = (0, 1), extra: bool = True, autoattack_n: int = 500,
-             eval_n: int = 500) -> Plan:
+             eval_n: int = 500, autoattack_seeds: int = 1) -> Plan:
     """The CPU-scale reproduction on real CIFAR-10 (JPEG copy), sized for 2 cores.
 
     Teacher: Fast-AT (FGSM + random start, Wong et al. 2020) WRN-16-2, chosen over PGD-7 AT because it is ~4x
@@ -147,7 +147,7 @@ def cpu_plan(data_root: str | Path, *, fraction: float = 0.2, epochs: int = 3, t
     "mean" over channels, and block features after ("post") vs before ("pre", default) the next BN+ReLU.
     Robust columns use PGD-20 (eps 8/255, step 2/255) on a seeded test subset; AutoAttack (standard) on a seeded
     subset of ``autoattack_n`` images (the PGD-20 images when equal to ``eval_n``) for MixACM and PGD-7 AT, first
-    seed (~30 min on 2 cores at 500).
+    ``autoattack_seeds`` seeds (~30 min per seed on 2 cores at 500).
     Runs are resumable, so ``extra=False`` then ``extra=True`` adds the rest."""
     base = {"dataset": "cifar10-jpeg", "data_fraction": fraction, "epochs": epochs, "select_metric": "last",
             "val_fraction": 0.02, "val_n": 200, "progress": False, "teacher_gate_tolerance": 0.15}
@@ -174,4 +174,4 @@ def cpu_plan(data_root: str | Path, *, fraction: float = 0.2, epochs: int = 3, t
                        f"eps 8/255; PGD-20 on {eval_n} test images"),
                 acm_profiles={"teacher": "teacher", "student": "mixacm", "natural": "natural"}, acm_n=500,
                 data_root=str(data_root), autoattack_runs=("mixacm", "pgd_at") if autoattack_n > 0 else (),
-                autoattack_n=autoattack_n)
+                autoattack_n=autoattack_n, autoattack_seeds=autoattack_seeds)
