@@ -25,7 +25,7 @@ def _gpu_plan() -> str:
 def pytest_collection_modifyitems(config, items):
     cpu_on, gpu_on = config.getoption("--cpu"), config.getoption("--gpu")
     cuda = _cuda() if gpu_on else False
-    skip_cpu = pytest.mark.skip(reason="cpu tier: pass --cpu (CPU-scale reproduction on real CIFAR-10, about 2.7 h on 2 cores)")
+    skip_cpu = pytest.mark.skip(reason="cpu tier: pass --cpu (CPU-scale reproduction on real CIFAR-10, about 3.2 h on 2 cores)")
     if not gpu_on:
         skip_gpu = pytest.mark.skip(reason="gpu tier: pass --gpu on a CUDA machine (paper-scale reproduction)")
     elif not cuda:

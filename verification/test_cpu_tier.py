@@ -1,4 +1,4 @@
-"""CPU tier (``pytest verification/ --cpu``): the CPU-scale reproduction on the real CIFAR-10 JPEG copy (about 2.7 h on 2 cores).
+"""CPU tier (``pytest verification/ --cpu``): the CPU-scale reproduction on the real CIFAR-10 JPEG copy (about 3.2 h on 2 cores).
 
 Trains the Fast-AT teacher and every student of ``verification.plans.cpu_plan`` from scratch (resumable through
 ``--results-dir``), evaluates them, computes the claims from these fresh runs, then compares the verdicts with the
