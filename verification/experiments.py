@@ -106,12 +106,19 @@ def _eval_path(out: Path, run: RunSpec, seed: int, suffix: str = "") -> Path:
     return out / "evals" / f"{run.key}-s{seed}{suffix}.json"
 
 
-def _cached_eval(path: Path, n: int | None, attacks: tuple[str, ...]) -> dict[str, Any] | None:
-    """The stored evaluation at ``path`` if it used this subset size and these attacks, else None."""
+def _cached_eval(path: Path, n: int | None, attacks: tuple[str, ...], *, set_aside: bool = False
+                 ) -> dict[str, Any] | None:
+    """The stored evaluation at ``path`` if it used this subset size and these attacks, else None. With
+    ``set_aside``, a stored evaluation of another subset/attacks is renamed ``<stem>-n<N>.json`` (kept, never
+    reused) so a fresh one can take its place."""
     if not path.is_file():
         return None
     cached = json.loads(path.read_text())
-    return cached if cached["config"]["n"] == n and cached["config"]["attacks"] == list(attacks) else None
+    if cached["config"]["n"] == n and cached["config"]["attacks"] == list(attacks):
+        return cached
+    if set_aside:
+        path.rename(path.with_name(f"{path.stem}-n{cached['config']['n']}.json"))
+    return None
 
 
 def _evaluate_one(plan: Plan, run: RunSpec, seed: int, summary: dict[str, Any], out: Path,
@@ -123,11 +130,9 @@ def _evaluate_one(plan: Plan, run: RunSpec, seed: int, summary: dict[str, Any], 
     attacks = run.attacks if attacks is None else attacks
     n = plan.eval_n if n is None else n
     path = _eval_path(out, run, seed, suffix)
-    cached = _cached_eval(path, n, attacks)
+    cached = _cached_eval(path, n, attacks, set_aside=True)  # the plan may have changed (e.g. a larger AA subset)
     if cached is not None:
         return cached
-    if path.is_file():  # the plan changed (e.g. a larger AutoAttack subset): keep the old one beside, never reuse it
-        path.rename(path.with_name(f"{path.stem}-n{json.loads(path.read_text())['config']['n']}.json"))
     model = load_checkpoint_model(summary["checkpoint"])
     print(f"[{plan.name}] evaluate {run.key} seed {seed}: clean + {', '.join(attacks)} on {n}", flush=True)
     res = evaluate(model, test[0], test[1], attacks=list(attacks), eps=plan.eval_eps, n=n, seed=0,

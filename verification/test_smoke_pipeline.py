@@ -82,3 +82,13 @@ def test_stored_evaluation_is_reused_only_for_the_same_subset_and_attacks(digits
     assert _cached_eval(path, 500, ("pgd20",)) is None
     assert _cached_eval(path, 300, ("autoattack",)) is None
     assert _cached_eval(out / "evals" / "absent.json", 300, ("pgd20",)) is None
+
+
+def test_stored_evaluation_of_another_subset_is_set_aside_not_reused(digits_run, tmp_path):
+    import shutil
+    from verification.experiments import _cached_eval
+    out, _ = digits_run
+    path = tmp_path / "natural-s0.json"
+    shutil.copy(out / "evals" / "natural-s0.json", path)
+    assert _cached_eval(path, 500, ("pgd20",), set_aside=True) is None
+    assert not path.exists() and (tmp_path / "natural-s0-n300.json").is_file()
