@@ -21,3 +21,9 @@ def pytest_addoption(parser):
         help="CIFAR-10 ImageFolder copy (default: $MIXACM_CIFAR10_JPEG or ../shared/data/cifar10-jpeg)",
     )
     group.addoption("--results-dir", default=None, help="where tier runs write results JSON")
+    group.addoption("--rehearse", action="store_true",
+                    help="with --gpu: run every selected paper cell through the gpu tier's code at toy amounts "
+                         "(generated data, random stand-in teachers) on whatever device there is")
+    group.addoption("--plan", action="store_true",
+                    help="with --gpu: list the training runs and evaluations of the selected cells with their FLOPs "
+                         "and estimated GPU-hours, without training")

@@ -53,6 +53,7 @@ class TrainConfig:
     teacher_expected_acc: float | None = None  # accuracy gate: expected clean accuracy in [0,1]; None -> inferred
     teacher_gate_tolerance: float = 0.10       # refuse the teacher if held-out accuracy < expected - tolerance
     teacher_gate_n: int = 500                  # held-out examples used by the gate
+    teacher_cache: str | None = None  # where teachers are downloaded / trained once; None -> <run dir>/../_teachers
     # --- optimisation (Supp. A.1 "Optimizer Setting") --------------------------------------------------------
     epochs: int = 200
     batch_size: int = 128
@@ -101,6 +102,20 @@ class TrainConfig:
     deterministic: bool = True
     progress: bool = True
     eval_batch_size: int = 512
+
+    # One contract however the config is built (TrainConfig(**d), dataclasses.replace, load_config, assignment):
+    # every value is coerced to its field's type ("8/255" -> 0.0313..) and its choices checked when it is set,
+    # and the whole config is checked once built (cross-field rules need every field).
+    def __setattr__(self, key: str, value: Any) -> None:
+        if key not in _HINTS:
+            raise ConfigError(f"unknown config key {key!r}; valid keys: {_valid_keys()}")
+        value = _coerce(key, value, _HINTS[key])
+        if key in CHOICES and value not in CHOICES[key]:
+            raise ConfigError(f"{key}={value!r} is not valid; choose one of: {', '.join(CHOICES[key])}")
+        object.__setattr__(self, key, value)
+
+    def __post_init__(self) -> None:
+        check(self)
 
 
 def imagenet_preset() -> TrainConfig:
@@ -197,12 +212,10 @@ _HINTS = typing.get_type_hints(TrainConfig)
 
 def apply_overrides(cfg: TrainConfig, values: dict[str, Any]) -> TrainConfig:
     """Return a copy of cfg with values set; unknown keys and wrong types raise a one-line ConfigError."""
-    out = dataclasses.replace(cfg)
-    for key, value in values.items():
+    for key in values:
         if key not in _HINTS:
             raise ConfigError(f"unknown config key {key!r}; valid keys: {_valid_keys()}")
-        setattr(out, key, _coerce(key, value, _HINTS[key]))
-    return out
+    return dataclasses.replace(cfg, **values)  # coerced by __setattr__, checked by __post_init__
 
 
 def check(cfg: TrainConfig) -> TrainConfig:

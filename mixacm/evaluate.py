@@ -13,6 +13,7 @@ CLI: ``mixacm evaluate CHECKPOINT --data NAME [--attacks fgsm,pgd20,autoattack] 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import os
@@ -132,15 +133,26 @@ def evaluate(
     state_dir: str | os.PathLike | None = None,
     individual: bool = True,
     aa_options: dict | None = None,
+    max_iterations: int | None = None,
 ) -> dict:
     """Clean and robust accuracy of ``model`` on (x, y) under ``attacks`` (names of mixacm.attacks.ATTACKS or
     pgd-K / cw-K), l-inf radius ``eps``; a JSON-able dict (schema in the module's SCHEMA / the closing report).
 
     aa_options: extra keywords for mixacm.autoattack_runner.run_autoattack (e.g. square_queries for tests).
+    max_iterations: cap on every attack's iterations (PGD/CW steps, APGD/FAB iterations, Square queries), recorded
+    in the result's config; None = each attack's own count. For rehearsals at toy cost, never for reported numbers.
     """
     t0 = time.time()
     eps = parse_eps(eps)
     specs = [parse_attack(a) for a in attacks]
+    aa_options = dict(aa_options or {})
+    if max_iterations is not None:
+        if max_iterations < 1:
+            raise ValueError(f"max_iterations={max_iterations} must be >= 1 (or None for the attacks' own counts)")
+        specs = [dataclasses.replace(s, steps=min(s.steps, max_iterations)) if s.kind in ("pgd", "cw") else s
+                 for s in specs]
+        aa_options.setdefault("n_iter", max_iterations)
+        aa_options.setdefault("square_queries", max_iterations)
     names = [s.name for s in specs]
     if len(set(names)) != len(names):
         raise ValueError(f"attack list has duplicates: {names}")
@@ -150,7 +162,6 @@ def evaluate(
     x, y = x[idx], y[idx].long()
     device = torch.device(device) if device is not None else next(
         (p.device for p in model.parameters()), torch.device("cpu"))
-    aa_options = dict(aa_options or {})
 
     checks: list[dict] = []
     range_check = selfcheck.check_input_range(x)

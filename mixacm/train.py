@@ -156,7 +156,7 @@ def _load_teacher(cfg: TrainConfig, data: dict[str, Any], device: torch.device, 
     k = data["num_classes"]
     model, info = load_teacher_model(cfg.teacher, model_name=cfg.teacher_model,
                                      num_classes=cfg.teacher_num_classes or k, in_channels=data["in_channels"],
-                                     cache_dir=run_dir.parent / "_teachers")
+                                     cache_dir=Path(cfg.teacher_cache or run_dir.parent / "_teachers"))
     k_t = info["num_classes"]
     if k_t != k and uses_kd(cfg):
         fix = ("set use_kd=false (transfer setting of Table 5)" if cfg.method == "mixacm"
@@ -266,7 +266,7 @@ def load_checkpoint_model(path: str | Path, *, map_location: str = "cpu") -> nn.
 
 
 # ------------------------------------------------------------------------------------------------ training
-def _check_names(cfg: TrainConfig) -> None:
+def check_names(cfg: TrainConfig) -> None:
     from . import data as D
     from .models import build_model
     try:
@@ -291,7 +291,7 @@ def _write_json(path: Path, obj: Any) -> None:
 def train(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False) -> dict[str, Any]:
     """Train cfg.method into run_dir; returns the summary dict (see module docstring and README)."""
     cfg = check(cfg)
-    _check_names(cfg)
+    check_names(cfg)
     run_dir = Path(run_dir)
     last_path, best_path = run_dir / "last.pt", run_dir / "best.pt"
     if resume and not last_path.is_file():

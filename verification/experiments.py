@@ -30,6 +30,7 @@ class RunSpec:
     teacher: str | None = None  # key of the run whose checkpoint teaches this one
     seeded: bool = True  # False: trained once with the plan's first seed and shared (the teacher)
     attacks: tuple[str, ...] = ("pgd20",)  # evaluated on the test subset (clean accuracy always)
+    seeds: tuple[int, ...] | None = None  # None: the plan's seeds (the gpu tier: 5 for some rows, 1 for others)
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class CellSpec:
     run: str  # RunSpec key
     metric: str  # "clean" | an attack name of the run's evaluation | "worst_case"
     setting: dict[str, Any] = field(default_factory=dict)
+    eps: float | None = None  # evaluation radius of this cell; None: the plan's eval_eps (Table 2 has 2/255, 4/255)
 
 
 @dataclass
@@ -59,6 +61,10 @@ class Plan:
     autoattack_runs: tuple[str, ...] = ()  # runs also evaluated with AutoAttack (standard), on its own subset ...
     autoattack_n: int = 100  # ... of this many test images (AutoAttack is ~100x costlier than PGD-20 on CPU)
     autoattack_seeds: int = 1  # ... for the first this-many seeds
+    eval_max_iterations: int | None = None  # cap on every attack's iterations (rehearsals only; recorded)
+    keep_checkpoints: bool = True  # False: a run's *.pt files are deleted once all its evaluations are stored
+    extra_records: list[dict[str, Any]] = field(default_factory=list)  # computed without training (size ratios)
+    streamed_eval_n: int = 5000  # test images read from a streamed data set (ImageNet), which is never held whole
 
 
 def _ordered(runs: list[RunSpec]) -> list[RunSpec]:
@@ -84,6 +90,15 @@ def _ordered(runs: list[RunSpec]) -> list[RunSpec]:
     return done
 
 
+def _seeds(plan: Plan, run: RunSpec) -> tuple[int, ...]:
+    seeds = run.seeds if run.seeds is not None else plan.seeds
+    return seeds if run.seeded else seeds[:1]
+
+
+def _dataset(plan: Plan, run: RunSpec) -> str:
+    return {**plan.base, **run.overrides}.get("dataset", "digits")
+
+
 def _train_one(plan: Plan, run: RunSpec, seed: int, out: Path, teacher_ckpt: str | None) -> dict[str, Any]:
     from mixacm.config import load_config
     from mixacm.train import train
@@ -98,8 +113,12 @@ def _train_one(plan: Plan, run: RunSpec, seed: int, out: Path, teacher_ckpt: str
     if teacher_ckpt is not None:
         overrides["teacher"] = teacher_ckpt
     cfg = load_config(None, overrides)
-    print(f"[{plan.name}] train {run.key} seed {seed}", flush=True)
     return train(cfg, run_dir, resume=(run_dir / "last.pt").is_file())
+
+
+def _eps_tag(plan: Plan, eps: float) -> str:
+    """'' for the plan's radius (the file names of earlier records stay valid), else '-eps<k>_255'."""
+    return "" if abs(eps - plan.eval_eps) < 1e-12 else f"-eps{round(eps * 255, 3):g}_255"
 
 
 def _eval_path(out: Path, run: RunSpec, seed: int, suffix: str = "") -> Path:
@@ -121,25 +140,37 @@ def _cached_eval(path: Path, n: int | None, attacks: tuple[str, ...], *, set_asi
     return None
 
 
+def _eval_device() -> str:
+    import torch
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def _evaluate_one(plan: Plan, run: RunSpec, seed: int, summary: dict[str, Any], out: Path,
                   test: tuple[Any, Any], *, attacks: tuple[str, ...] | None = None, n: int | None = None,
-                  suffix: str = "") -> dict[str, Any]:
+                  eps: float | None = None, suffix: str = "") -> dict[str, Any]:
     from mixacm.evaluate import evaluate
     from mixacm.train import load_checkpoint_model
 
     attacks = run.attacks if attacks is None else attacks
     n = plan.eval_n if n is None else n
+    eps = plan.eval_eps if eps is None else eps
+    suffix = _eps_tag(plan, eps) + suffix
     path = _eval_path(out, run, seed, suffix)
     cached = _cached_eval(path, n, attacks, set_aside=True)  # the plan may have changed (e.g. a larger AA subset)
     if cached is not None:
         return cached
-    model = load_checkpoint_model(summary["checkpoint"])
-    print(f"[{plan.name}] evaluate {run.key} seed {seed}: clean + {', '.join(attacks)} on {n}", flush=True)
-    res = evaluate(model, test[0], test[1], attacks=list(attacks), eps=plan.eval_eps, n=n, seed=0,
-                   progress=False, state_dir=out / "evals" / "state" / f"{run.key}-s{seed}{suffix}-n{n}")
+    device = _eval_device()
+    model = load_checkpoint_model(summary["checkpoint"]).to(device)
+    print(f"[{plan.name}] evaluate {run.key} seed {seed}: clean + {', '.join(attacks) or 'nothing else'} on "
+          f"{n or 'all'} test images, eps {eps * 255:.3g}/255", flush=True)
+    res = evaluate(model, test[0], test[1], attacks=list(attacks), eps=eps, n=n, seed=0, device=device,
+                   progress=False, max_iterations=plan.eval_max_iterations,
+                   state_dir=out / "evals" / "state" / f"{run.key}-s{seed}{suffix}-n{n}")
     res.pop("per_sample", None)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(res, indent=1))
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(res, indent=1))
+    tmp.replace(path)
     return res
 
 
@@ -156,15 +187,32 @@ def metric_value(res: dict[str, Any], metric: str) -> float:
 
 def _setting(plan: Plan, run: RunSpec, cell: CellSpec) -> dict[str, Any]:
     cfg = {**plan.base, **run.overrides}
+    eps = plan.eval_eps if cell.eps is None else cell.eps
     s = {k: None for k in schema.SETTING_KEYS}
     s.update(dataset=cfg.get("dataset"), student=cfg.get("model"), method=cfg.get("method"),
-             attack=cell.metric, eps=None if cell.metric == "clean" else round(plan.eval_eps, 6),
+             attack=cell.metric, eps=None if cell.metric == "clean" else round(eps, 6),
              data_fraction=cfg.get("data_fraction", 1.0), scale=plan.scale, run=run.key,
              eval_n=plan.autoattack_n if cell.metric == "autoattack" else plan.eval_n)
     if run.teacher:
         s["teacher"] = run.teacher
     s.update(cell.setting)
     return s
+
+
+class _Progress:
+    """'run k of N' lines with an ETA from the mean time of the runs done so far in this session."""
+
+    def __init__(self, name: str, total: int):
+        self.name, self.total, self.k, self.t0, self.timed = name, total, 0, time.time(), 0
+
+    def next(self, what: str, cached: bool) -> None:
+        self.k += 1
+        if not cached:
+            self.timed += 1
+        spent = time.time() - self.t0
+        eta = (f", ETA {spent / max(self.timed - 1, 1) * (self.total - self.k + 1) / 60:.1f} min"
+               if self.timed > 1 else "")
+        print(f"[{self.name}] run {self.k} of {self.total}: {what}{' (stored)' if cached else ''}{eta}", flush=True)
 
 
 def run_plan(plan: Plan, out: str | Path, *, only_finished: bool = False) -> dict[str, Any]:
@@ -177,76 +225,110 @@ def run_plan(plan: Plan, out: str | Path, *, only_finished: bool = False) -> dic
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     started, t0 = datetime.now(timezone.utc).isoformat(timespec="seconds"), time.time()
-    dataset = plan.base.get("dataset", "digits")
-    test = load_split(dataset, "test", plan.data_root)
+    tests: dict[str, tuple[Any, Any]] = {}
+
+    def test_split(run: RunSpec) -> tuple[Any, Any]:
+        name = _dataset(plan, run)
+        if name not in tests:
+            tests[name] = load_split(name, "test", plan.data_root, limit=plan.streamed_eval_n) \
+                if _streamed(name) else load_split(name, "test", plan.data_root)
+        return tests[name]
+
     summaries: dict[tuple[str, int], dict[str, Any]] = {}
-    evals: dict[tuple[str, int], dict[str, Any]] = {}
+    evals: dict[tuple[str, int, float], dict[str, Any]] = {}
     ordered = _ordered(plan.runs)
+
     def finished(run: RunSpec) -> bool:
-        return all((out / "runs" / run.key / f"seed{s}" / "summary.json").is_file()
-                   for s in (plan.seeds if run.seeded else plan.seeds[:1]))
+        return all((out / "runs" / run.key / f"seed{s}" / "summary.json").is_file() for s in _seeds(plan, run))
 
     if only_finished:
         ordered = [r for r in ordered if finished(r)]
+    eps_of: dict[str, list[float]] = {}  # run -> the radii its cells are evaluated at
+    for cell in plan.cells:
+        e = plan.eval_eps if cell.eps is None else cell.eps
+        if e not in eps_of.setdefault(cell.run, []):
+            eps_of[cell.run].append(e)
+    progress = _Progress(plan.name, sum(len(_seeds(plan, r)) for r in ordered))
     for run in ordered:
-        seeds = plan.seeds if run.seeded else plan.seeds[:1]
-        for seed in seeds:
+        for seed in _seeds(plan, run):
             t_ckpt = None
             if run.teacher is not None:
                 t_run = next(r for r in plan.runs if r.key == run.teacher)
-                t_seed = seed if t_run.seeded else plan.seeds[0]
+                t_seed = seed if t_run.seeded else _seeds(plan, t_run)[0]
                 t_ckpt = summaries[(run.teacher, t_seed)]["checkpoint"]
+            progress.next(f"{run.key} seed {seed}", finished(run))
             summaries[(run.key, seed)] = _train_one(plan, run, seed, out, t_ckpt)
-            evals[(run.key, seed)] = _evaluate_one(plan, run, seed, summaries[(run.key, seed)], out, test)
+            for e in eps_of.get(run.key, [plan.eval_eps]):
+                evals[(run.key, seed, e)] = _evaluate_one(plan, run, seed, summaries[(run.key, seed)], out,
+                                                          test_split(run), eps=e)
     aa_evals: dict[tuple[str, int], dict[str, Any]] = {}
     for run in ordered:  # last: the costliest evaluation, on its own (smaller) seeded subset
         if run.key in plan.autoattack_runs:
-            for seed in plan.seeds[:plan.autoattack_seeds]:  # AutoAttack: ~10 s per robust point on 2 CPU cores
+            for seed in _seeds(plan, run)[:plan.autoattack_seeds]:  # AutoAttack: ~10 s per robust point, 2 cores
                 if only_finished and _cached_eval(_eval_path(out, run, seed, "-aa"), plan.autoattack_n,
                                                   ("autoattack",)) is None:
                     continue
-                aa_evals[(run.key, seed)] = _evaluate_one(plan, run, seed, summaries[(run.key, seed)], out, test,
-                                                          attacks=("autoattack",), n=plan.autoattack_n, suffix="-aa")
+                aa_evals[(run.key, seed)] = _evaluate_one(plan, run, seed, summaries[(run.key, seed)], out,
+                                                          test_split(run), attacks=("autoattack",),
+                                                          n=plan.autoattack_n, suffix="-aa")
 
     by_key = {r.key: r for r in ordered}
-    records = []
+    records = list(plan.extra_records)
     for cell in plan.cells:
         if cell.run not in by_key:
             continue  # only_finished: this run has not finished
         run = by_key[cell.run]
-        seeds = [s for s in (plan.seeds if run.seeded else plan.seeds[:1])]
-        if cell.metric == "autoattack":
+        seeds = list(_seeds(plan, run))
+        eps = plan.eval_eps if cell.eps is None else cell.eps
+        if cell.metric == "autoattack" and run.key in plan.autoattack_runs:
             seeds = [s for s in seeds if (run.key, s) in aa_evals]
             if not seeds:
                 continue
-        if cell.metric == "step_time_s":
-            values = [summaries[(run.key, s)]["step_time_s"] for s in seeds]
-        elif cell.metric == "autoattack":
             values = [metric_value(aa_evals[(run.key, s)], cell.metric) for s in seeds]
+        elif cell.metric == "step_time_s":
+            values = [summaries[(run.key, s)]["step_time_s"] for s in seeds]
         else:
-            values = [metric_value(evals[(run.key, s)], cell.metric) for s in seeds]
+            values = [metric_value(evals[(run.key, s, eps)], cell.metric) for s in seeds]
         cfgs = summaries[(run.key, seeds[0])]["config"]
         wall = sum(summaries[(run.key, s)]["wall_time_s"] for s in seeds)
         records.append(schema.make_record(cell.table, cell.row, cell.column, _setting(plan, run, cell), values,
-                                          seeds, {"train": cfgs, "eval": {"n": plan.eval_n, "eps": plan.eval_eps,
-                                                                          "attacks": list(run.attacks)}}, wall))
+                                          seeds, {"train": cfgs, "eval": {"n": plan.eval_n, "eps": eps,
+                                                                          "attacks": list(run.attacks),
+                                                                          "max_iterations": plan.eval_max_iterations}},
+                                          wall))
     if plan.acm_profiles and all(k in by_key for k in plan.acm_profiles.values()):
-        records += _acm_profile_records(plan, summaries, test, out)
+        records += _acm_profile_records(plan, summaries, test_split(by_key[plan.acm_profiles["teacher"]]), out)
+    if not plan.keep_checkpoints:
+        for (key, seed) in summaries:
+            for f in (out / "runs" / key / f"seed{seed}").glob("*.pt"):
+                f.unlink()
     wall = time.time() - t0
     prov = schema.provenance(plan.tier, started, round(wall, 1))
     prov.update(plan=plan.name, seeds=list(plan.seeds), scale=plan.scale,
                 train_wall_time_s={f"{k}-s{s}": round(v["wall_time_s"], 1) for (k, s), v in summaries.items()},
-                eval_wall_time_s={f"{k}-s{s}{sfx}": round(v["wall_time_s"], 1)
-                                  for sfx, d in (("", evals), ("-aa", aa_evals)) for (k, s), v in d.items()})
+                eval_wall_time_s={f"{k}-s{s}{_eps_tag(plan, e)}": round(v["wall_time_s"], 1)
+                                  for (k, s, e), v in evals.items()})
+    prov["eval_wall_time_s"].update({f"{k}-s{s}-aa": round(v["wall_time_s"], 1) for (k, s), v in aa_evals.items()})
     # a resumed plan's own wall time covers only its last session; this is the cost of the whole plan
     prov["plan_compute_s"] = round(sum(prov["train_wall_time_s"].values()) + sum(prov["eval_wall_time_s"].values()), 1)
     results = {"provenance": prov, "results": records}
     schema.validate_results(results)
-    (out / "results.json").write_text(json.dumps(results, indent=1))
+    _write_json(out / "results.json", results)
     from .claims import evaluate_claims
     claims = evaluate_claims(records)
-    (out / "claims.json").write_text(json.dumps(claims, indent=1))
+    _write_json(out / "claims.json", claims)
     return results
+
+
+def _streamed(dataset: str) -> bool:
+    """Data sets too large to hold whole (ImageNet): their test split is read as a seeded subset of eval_n."""
+    return dataset == "imagenet"
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=1))
+    tmp.replace(path)
 
 
 def _acm_profile_records(plan: Plan, summaries, test, out: Path) -> list[dict[str, Any]]:

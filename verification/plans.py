@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
+from . import schema
 from .experiments import CellSpec, Plan, RunSpec
 
 DEFAULT_CIFAR_JPEG = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cifar10-jpeg"
@@ -175,3 +177,71 @@ def cpu_plan(data_root: str | Path, *, fraction: float = 0.2, epochs: int = 3, t
                 acm_profiles={"teacher": "teacher", "student": "mixacm", "natural": "natural"}, acm_n=500,
                 data_root=str(data_root), autoattack_runs=("mixacm", "pgd_at") if autoattack_n > 0 else (),
                 autoattack_n=autoattack_n, autoattack_seeds=autoattack_seeds)
+
+
+# -------------------------------------------------------------------------------------------------- gpu tier
+GPU_BASE = {"progress": False, "deterministic": False}  # cudnn autotuning on: determinism is opt-in on a GPU
+IMAGENET_EVAL_N = 5000  # ImageNet val subset (RobustBench's ImageNet protocol); the paper does not say its size
+
+
+def gpu_run_key(spec: dict[str, Any]) -> str:
+    t = spec["train"]
+    return f"{t['method']}-{t['model']}-{t['dataset']}-{spec['group'][:8]}"
+
+
+def param_ratio(spec: dict[str, Any]) -> float:
+    """Tables 4/10 "Size Ratio": trainable parameters of the student over the teacher's, in percent (built on the
+    meta device: no weights are allocated)."""
+    import torch
+
+    from mixacm.models import build_model, count_parameters
+
+    def count(arch: str) -> int:
+        d, w = arch.split("-")[1:]
+        with torch.device("meta"):
+            return count_parameters(build_model(f"wrn-{d}-{w}"))
+    return 100.0 * count(spec["student"]) / count(spec["teacher"])
+
+
+def gpu_plan(selected: list[dict[str, Any]], *, rehearsal: dict[str, Any] | None = None,
+             teacher_cache: str | Path | None = None) -> Plan:
+    """The paper-scale plan of the given gpu specs (``verification.specs``): one run per training group, shared by
+    every cell (of any table) that names the same training config; each run evaluated with the union of its cells'
+    attacks at each radius its cells use. ``rehearsal`` (``verification.rehearsal.amounts()``) scales amounts only:
+    steps, batch, test images, attack iterations, seeds. ``teacher_cache``: one directory where every run's teacher
+    is downloaded (or trained) once."""
+    from . import paper_data
+
+    r = rehearsal or {}
+    runs: dict[str, RunSpec] = {}
+    cells: list[CellSpec] = []
+    extra: list[dict[str, Any]] = []
+    for spec in selected:
+        if spec["blocked"]:
+            raise ValueError(f"{spec['id']} cannot run: {spec['blocked']}")
+        cell = paper_data.find_cell(spec["table"], spec["row"], spec["column"])
+        if spec["kind"] == "param_ratio":
+            setting = {k: cell["setting"].get(k) for k in schema.SETTING_KEYS}
+            extra.append(schema.make_record(cell["table"], cell["row"], cell["column"], setting,
+                                            [param_ratio(spec)], [0], {"kind": "param_ratio"}, 0.0))
+            continue
+        key = gpu_run_key(spec)
+        seeds = tuple(spec["seeds"][:r["seeds"]] if "seeds" in r else spec["seeds"])
+        attacks = tuple(spec["eval"]["attacks"])
+        if key in runs:  # same training config in another table: one run, the union of attacks and seeds
+            old = runs[key]
+            attacks = old.attacks + tuple(a for a in attacks if a not in old.attacks)
+            seeds = tuple(sorted(set(old.seeds or ()) | set(seeds)))
+        overrides = {**spec["train"], **r.get("train", {})}
+        runs[key] = RunSpec(key, overrides, attacks=attacks, seeds=seeds)
+        metric = "clean" if spec["eval"]["attack"] == "clean" else spec["eval"]["attack"]
+        from mixacm.attacks import parse_eps
+        cells.append(CellSpec(cell["table"], cell["row"], cell["column"], key, metric,
+                              dict(cell["setting"]), eps=parse_eps(spec["eval"]["eps"])))
+    scale = ("paper settings (Sec. 6, Supp. A.1); ImageNet evaluated on a seeded subset of "
+             f"{IMAGENET_EVAL_N} val images" if not r else r["scale"])
+    base = {**GPU_BASE, **({"teacher_cache": str(teacher_cache)} if teacher_cache else {})}
+    return Plan(name="gpu-rehearsal" if r else "gpu", tier="gpu", base=base,
+                runs=list(runs.values()), cells=cells, seeds=(0,), eval_n=r.get("eval_n"), eval_eps=8 / 255,
+                scale=scale, eval_max_iterations=r.get("max_iterations"), keep_checkpoints=r.get("keep_checkpoints", True),
+                extra_records=extra, streamed_eval_n=r.get("eval_n") or IMAGENET_EVAL_N)

@@ -1,20 +1,23 @@
-"""gpu tier: one test per paper cell with a spec -- train (per row/seed, shared) + evaluate at the paper's full
-settings, then compare with the cell's tolerance. Resumable: runs and evaluations are cached under --results-dir
-(default reports/out/gpu); records are merged into <results-dir>/results.json in the schema of verification.schema.
+"""gpu tier: every paper cell with a spec, trained and evaluated at the paper's settings through the one experiment
+runner (``verification.experiments.run_plan`` on ``verification.plans.gpu_plan``), then compared with the cell's
+tolerance. Resumable: runs and evaluations are kept under --results-dir (default reports/out/gpu), whose
+results.json / claims.json follow verification.schema; the last test renders the report from them.
 
-Select a table with ``-k 'table3:'`` (the trailing colon keeps table1 from matching table10).
-The first two tests (unmarked) are smoke checks that every paper cell has a spec and every spec is a valid config.
+    pytest verification/ --gpu                      # all runnable cells, on CUDA
+    pytest verification/ --gpu -k 'table3:'         # one table (the trailing colon keeps table1 from table10)
+    pytest verification/ --gpu --plan -k 'table3:'  # what it would run and cost, without training
+    pytest verification/ --gpu --rehearse           # every cell through the same code at toy amounts, any device
+
+The first tests (unmarked, default tier) check that every paper cell has a spec and every spec builds a valid
+training config whose names (method, model, dataset, teacher) resolve.
 """
 from __future__ import annotations
 
-import json
-import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 
-from verification import compare, paper_data, schema, specs
+from verification import compare, paper_data, specs
 
 ALL = specs.all_specs()
 RUNNABLE = [s for s in ALL if not s["blocked"]]
@@ -28,69 +31,44 @@ def test_every_cell_has_a_spec():
 
 
 def test_specs_are_valid_train_configs():
-    config = pytest.importorskip("mixacm.config")  # written by the trainer helper; must exist by the end
-    attacks = pytest.importorskip("mixacm.attacks")
+    """Built the way the tier builds them (types coerced, names resolved), not only key names."""
+    from mixacm.attacks import parse_attack, parse_eps
+    from mixacm.config import TrainConfig
+    from mixacm.train import check_names
+
     for s in RUNNABLE:
         if s["kind"] != "train_eval":
             continue
-        unknown = set(s["train"]) - set(config.FIELD_NAMES)
-        assert not unknown, f"{s['id']}: keys {unknown} are not TrainConfig fields"
+        cfg = TrainConfig(**s["train"])
+        assert isinstance(cfg.eps, float) and isinstance(cfg.attack_step, float), s["id"]
+        check_names(cfg)
         for a in s["eval"]["attacks"]:
-            attacks.parse_attack(a)
+            parse_attack(a)
+        parse_eps(s["eval"]["eps"])
+        if cfg.teacher is not None:
+            from mixacm.teachers import ROBUSTBENCH_TEACHERS
+            name = cfg.teacher.removeprefix("robustbench:")
+            assert not cfg.teacher.startswith("robustbench:") or name in ROBUSTBENCH_TEACHERS, s["id"]
 
 
-def _results_dir(request) -> Path:
-    d = Path(request.config.getoption("--results-dir") or "reports/out/gpu")
-    d.mkdir(parents=True, exist_ok=True)
-    return d
+def test_selected_checkpoints_match_the_configs():
+    """One rule for the specs and configs/table*: robust methods select by held-out PGD accuracy, natural by clean;
+    direct feature L2 at weight 1 (it diverges at 5000)."""
+    from mixacm.config import load_config
 
-
-def _train_and_eval(spec: dict, seed: int, root: Path) -> dict:
-    """Train (unless done) and evaluate (unless done) one row group at one seed; returns the evaluation dict."""
-    import torch
-
-    from mixacm import data, evaluate, train
-    from mixacm.config import TrainConfig
-
-    run_dir = root / spec["group"] / f"seed{seed}"
-    eval_path = run_dir / f"eval_{'_'.join(spec['eval']['attacks'])}.json"
-    if eval_path.exists():
-        return json.loads(eval_path.read_text())
-    summary_path = run_dir / "summary.json"
-    if summary_path.exists():
-        summary = json.loads(summary_path.read_text())
-    else:
-        cfg = TrainConfig(**{**spec["train"], "seed": seed, "device": "cuda", "progress": False})
-        summary = train.train(cfg, run_dir, resume=(run_dir / "last.pt").exists())
-        summary_path.write_text(json.dumps(summary, default=str))
-    model = train.load_checkpoint_model(summary["checkpoint"]).cuda()
-    x, y = data.load_split(spec["train"]["dataset"], "test")
-    res = evaluate.evaluate(model, x, y, attacks=spec["eval"]["attacks"], eps=spec["eval"]["eps"], n=spec["eval"]["n"],
-                            seed=seed, device="cuda", progress=False, state_dir=run_dir / "eval_state")
-    res["train_wall_time_s"] = summary.get("wall_time_s", 0.0)
-    eval_path.write_text(json.dumps(res))
-    torch.cuda.empty_cache()
-    return res
-
-
-def _merge(root: Path, record: dict, started: str, t0: float) -> None:
-    path = root / "results.json"
-    obj = json.loads(path.read_text()) if path.exists() else {"results": []}
-    obj["results"] = [r for r in obj["results"] if (r["table"], r["row"], r["column"]) !=
-                      (record["table"], record["row"], record["column"])] + [record]
-    obj["provenance"] = schema.provenance("gpu", obj.get("provenance", {}).get("started", started),
-                                          obj.get("provenance", {}).get("wall_time_s", 0.0) + time.time() - t0)
-    schema.validate_results(obj)
-    path.write_text(json.dumps(obj, indent=1))
-
-
-def _param_ratio(spec: dict) -> float:
-    from mixacm.models import build_model
-
-    def count(arch):
-        d, w = arch.split("-")[1:]
-        return sum(p.numel() for p in build_model(f"wrn-{d}-{w}").parameters() if p.requires_grad)
-    return 100.0 * count(spec["student"]) / count(spec["teacher"])
+    root = Path(__file__).resolve().parents[1] / "configs"
+    for path in sorted(root.glob("table*/*.toml")):
+        cfg = load_config(path)
+        want = "val_acc" if cfg.method == "natural" else "val_rob"
+        assert cfg.select_metric == want, f"{path}: select_metric={cfg.select_metric!r}, specs use {want!r}"
+        if cfg.feature_loss == "direct":
+            assert cfg.alpha_acm == specs.DIRECT_L2_ALPHA, f"{path}: alpha_acm={cfg.alpha_acm}"
+    for s in RUNNABLE:
+        if s["kind"] == "train_eval":
+            want = "val_acc" if s["train"]["method"] == "natural" else "val_rob"
+            assert s["train"]["select_metric"] == want, s["id"]
+            if s["train"].get("feature_loss") == "direct":
+                assert s["train"]["alpha_acm"] == specs.DIRECT_L2_ALPHA, s["id"]
 
 
 def _param(spec):
@@ -101,22 +79,24 @@ def _param(spec):
 
 
 @pytest.mark.parametrize("spec", [_param(s) for s in RUNNABLE])
-def test_paper_cell(spec, request):
+def test_paper_cell(spec, gpu_tier):
+    """The cell's record (mean over its seeds) within the cell's tolerance; in a rehearsal, a comparison that
+    explains itself (random teachers at toy amounts are not expected to match)."""
+    record = gpu_tier.record(spec)
     cell = paper_data.find_cell(spec["table"], spec["row"], spec["column"])
-    root = _results_dir(request)
-    started, t0 = datetime.now(timezone.utc).isoformat(), time.time()
-    if spec["kind"] == "param_ratio":
-        runs, wall, config = [_param_ratio(spec)], time.time() - t0, {"kind": "param_ratio"}
-    else:
-        runs, wall = [], 0.0
-        for seed in spec["seeds"]:
-            res = _train_and_eval(spec, seed, root)
-            att = spec["eval"]["attack"]
-            acc = res["clean"]["accuracy"] if att == "clean" else res["attacks"][att]["robust_accuracy"]
-            runs.append(100.0 * acc)
-            wall += res.get("wall_time_s", 0.0) + res.get("train_wall_time_s", 0.0)
-        config = {"train": spec["train"], "eval": spec["eval"]}
-    record = schema.make_record(cell["table"], cell["row"], cell["column"], cell["setting"], runs,
-                                spec["seeds"] or [0], config, wall)
-    _merge(root, record, started, t0)
+    if gpu_tier.rehearse:
+        cmp = compare.compare(record, cell)
+        assert "expected" in cmp.message and "tolerance" in cmp.message and cmp.got == record["value"]
+        assert record["n_runs"] == len(record["runs"]) >= 1
+        return
     compare.assert_matches(record, cell)
+
+
+@pytest.mark.gpu
+def test_report_renders(gpu_tier, tmp_path):
+    """The last step of the tier: the HTML report from its results.json and claims.json."""
+    from reports.build import build
+
+    out = build([str(gpu_tier.out / "results.json")], None, tmp_path / "report.html")
+    html = out.read_text()
+    assert "<table" in html and len(gpu_tier.results["results"]) > 0

@@ -90,3 +90,18 @@ def test_every_shipped_config_parses():
     assert files, "no configs shipped"
     for f in files:
         load_config(f)  # raises on unknown keys / wrong types
+
+
+def test_a_config_built_directly_coerces_and_validates_itself():
+    # the gpu tier once built TrainConfig(**spec) with eps="8/255": the first PGD step raised TypeError
+    c = TrainConfig(eps="8/255", attack_step="2/255", epochs="3", blocks="2,3", use_kd="false")
+    assert c.eps == pytest.approx(8 / 255) and c.attack_step == pytest.approx(2 / 255)
+    assert (c.epochs, c.blocks, c.use_kd) == (3, [2, 3], False)
+    with pytest.raises(ConfigError, match="did you mean 8/255"):
+        TrainConfig(eps=8)
+    with pytest.raises(ConfigError, match="schedule='linear' is not valid"):
+        TrainConfig(schedule="linear")
+    c.lr = "0.05"  # assignment after construction is checked too
+    assert c.lr == 0.05
+    with pytest.raises(ConfigError, match="must be a number"):
+        c.lr = "fast"
