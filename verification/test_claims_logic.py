@@ -119,3 +119,13 @@ def test_paper_own_numbers():
     for fig in ("fig3_30pct_data_matches_full_at", "fig4_student_acm_profile_closer_than_natural",
                 "fig7_alpha_acm_tradeoff"):
         assert paper[fig]["verdict"] == "inconclusive" and "figure, values not in text" in paper[fig]["reason"]
+
+
+def test_condition_threshold_is_two_standard_errors():
+    """A difference of 1 SE is 'unclear' both ways, 2.5 SE holds / fails: catches a threshold dropped to 0 (or any
+    Z outside (1, 2.5)). se = sqrt(1/2 + 1/2) = 1 for two runs of std 1 on each side."""
+    b = claims.Stat(40.0, 1.0, 2, "b")
+    status = {d: claims.condition(claims.Stat(40.0 + d, 1.0, 2, "a"), b, paper=False, text="a > b")
+              for d in (1.0, -1.0, 2.5, -2.5)}
+    assert [status[d]["status"] for d in (1.0, -1.0, 2.5, -2.5)] == ["unclear", "unclear", "holds", "fails"]
+    assert status[1.0]["threshold"] == pytest.approx(2.0) and status[1.0]["delta"] == pytest.approx(1.0)

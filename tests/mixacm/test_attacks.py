@@ -156,3 +156,21 @@ def test_names_and_eps_parsing():
         parse_eps(8)
     with pytest.raises(ValueError, match="8/255"):
         parse_eps("eight")
+
+
+@pytest.mark.parametrize("step_size,steps", [(0.001, 1), (0.01, 3), (0.05, 1)])
+def test_pgd_moves_by_its_step_size(step_size, steps):
+    """Without a random start, k sign-gradient steps of size s move each pixel by exactly min(k*s, eps) at most,
+    and by s after one step (pixels away from the [0,1] edges): catches a step size that is ignored."""
+    from mixacm.attacks import pgd_linf
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(48, 10)).eval()
+    x = 0.25 + 0.5 * torch.rand(16, 3, 4, 4)  # in [0.25, 0.75]: no clipping at the box
+    y = torch.randint(0, 10, (16,))
+    eps = 0.1
+    x_adv = pgd_linf(model, x, y, eps=eps, step_size=step_size, steps=steps, random_start=False)
+    moved = (x_adv - x).abs()
+    assert moved.max() <= min(steps * step_size, eps) + 1e-6
+    if steps == 1:  # a linear model has a nonzero input gradient everywhere: every pixel moves by exactly s
+        assert torch.allclose(moved, torch.full_like(moved, step_size), atol=1e-6)

@@ -285,3 +285,34 @@ def test_cli_accepts_a_run_dir_and_hashes_its_checkpoint(tmp_path, monkeypatch):
     import hashlib
     assert res["checkpoint"]["file"].endswith("best.pt")
     assert res["checkpoint"]["sha256"] == hashlib.sha256(b"stub checkpoint bytes").hexdigest()
+
+
+class _Threshold(nn.Module):
+    """Two classes on 1-pixel images: class 0 iff the pixel > 0.5 (logits scaled so they are not probabilities)."""
+
+    def forward(self, x):
+        v = x.flatten(1)[:, :1] - 0.5
+        return torch.cat([10 * v, -10 * v], dim=1)
+
+
+def test_worst_case_is_per_sample_when_attacks_break_different_points(monkeypatch):
+    """Attack A breaks the even points, attack B the odd ones: each alone leaves 50 %, the per-sample worst case 0 %.
+    Catches a worst case computed as the mean or the min of the per-attack accuracies."""
+    import mixacm.evaluate as E
+
+    x = torch.full((8, 1, 1, 1), 0.51)
+    y = torch.zeros(8, dtype=torch.long)
+    pos = torch.arange(8)
+
+    def fake_attack(spec, model, xs, ys, *, eps, seed, device, aa_options):
+        parity = 0 if spec.name == "fgsm" else 1
+        # each call sees a batch of points still to attack; the fixture uses one batch of all 8
+        hit = (pos[: len(xs)] % 2 == parity).view(-1, 1, 1, 1)
+        return torch.where(hit, xs - 0.02, xs), []
+
+    monkeypatch.setattr(E, "_attack_batch", fake_attack)
+    res = evaluate(_Threshold(), x, y, attacks=["fgsm", "pgd20"], eps=0.03, progress=False)
+    assert res["clean"]["accuracy"] == 1.0
+    assert res["attacks"]["fgsm"]["robust_accuracy"] == 0.5 and res["attacks"]["pgd20"]["robust_accuracy"] == 0.5
+    assert res["worst_case"]["robust_accuracy"] == 0.0
+    assert res["worst_case"]["robust_mask"] == [0] * 8

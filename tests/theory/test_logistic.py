@@ -110,7 +110,7 @@ def test_theta_set_c_x_R_and_eps():
 
 @pytest.fixture(scope="module")
 def quick_claims():
-    return t42.checks(budget="quick")
+    return t42.checks(quick=True)
 
 
 def _independent_margin(inst, mode):
