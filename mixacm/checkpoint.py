@@ -7,6 +7,7 @@ A checkpoint is a plain dict of tensors, numbers, strings, lists and dicts (noth
 from __future__ import annotations
 
 import errno
+import hashlib
 import io
 import os
 import tempfile
@@ -18,6 +19,7 @@ import torch
 from torch import nn
 
 FORMAT = "mixacm-checkpoint-v1"
+HASH_KEY = "content_sha256"  # sha256 of every tensor's bytes and every other value, in key order (``content_hash``)
 
 
 class CheckpointError(RuntimeError):
@@ -29,14 +31,40 @@ def _write(fileobj: io.BufferedWriter, payload: dict[str, Any]) -> None:
     torch.save(payload, fileobj)
 
 
+def content_hash(obj: Any) -> str:
+    """sha256 over a checkpoint payload's content (tensors by dtype, shape and bytes; other values by repr), walking
+    dicts in key order; the stored hash itself is left out."""
+    h = hashlib.sha256()
+
+    def walk(o: Any, where: str) -> None:
+        if isinstance(o, torch.Tensor):
+            t = o.detach().cpu().contiguous().reshape(-1)  # 0-d tensors cannot be viewed as bytes
+            h.update(f"{where}|{o.dtype}|{tuple(o.shape)}|".encode())
+            h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        elif isinstance(o, dict):
+            for k in sorted(o, key=str):
+                if not (where == "" and k == HASH_KEY):
+                    walk(o[k], f"{where}/{k}")
+        elif isinstance(o, (list, tuple)):
+            for i, v in enumerate(o):
+                walk(v, f"{where}[{i}]")
+        else:
+            h.update(f"{where}={o!r};".encode())
+
+    walk(obj, "")
+    return h.hexdigest()
+
+
 def save_checkpoint(payload: dict[str, Any], path: str | Path) -> Path:
-    """Write payload to path atomically: the previous file at path is replaced only by a complete, synced file.
+    """Write payload to path atomically: the previous file at path is replaced only by a complete, synced file. The
+    payload's content hash is stored with it and checked on load.
 
     On any OSError (e.g. ENOSPC, disk full) the temp file is removed, the previous checkpoint stays intact, and a
     CheckpointError says so.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {**payload, HASH_KEY: content_hash(payload)}
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -84,6 +112,8 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             raise CheckpointError(f"checkpoint {str(path)!r} needs code to unpickle ({_global_name(text)}); only "
                                   f"plain state dicts load with weights_only=True: re-save the state_dict") from None
         raise corrupt(first) from None
+    if isinstance(payload, dict) and HASH_KEY in payload and payload[HASH_KEY] != content_hash(payload):
+        raise corrupt("content hash differs from the one stored at save time")
     return payload
 
 
@@ -119,5 +149,5 @@ def load_state_strict(model: nn.Module, state: dict[str, torch.Tensor], *, sourc
     model.load_state_dict(state, strict=True)
 
 
-__all__ = ["FORMAT", "CheckpointError", "save_checkpoint", "load_checkpoint", "is_package_checkpoint",
+__all__ = ["FORMAT", "CheckpointError", "content_hash", "save_checkpoint", "load_checkpoint", "is_package_checkpoint",
            "load_state_strict"]

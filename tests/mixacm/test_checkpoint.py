@@ -90,3 +90,24 @@ def test_disk_full_keeps_previous_checkpoint(tmp_path, monkeypatch):
 def test_missing_file():
     with pytest.raises(C.CheckpointError, match="not found"):
         C.load_checkpoint("/nonexistent/dir/last.pt")
+
+
+def test_flipped_bytes_inside_tensor_data_are_caught_by_the_content_hash(tmp_path):
+    """Random bytes in the middle of a weight tensor leave a valid zip and a loadable pickle; only the content hash
+    stored at save time tells (the corrupt file is named in a one-line error)."""
+    import zipfile
+
+    path = tmp_path / "last.pt"
+    C.save_checkpoint(_payload("wrn-10-1"), path)
+    with zipfile.ZipFile(path) as z:
+        info = max((i for i in z.infolist() if "/data/" in i.filename), key=lambda i: i.file_size)
+    raw = bytearray(path.read_bytes())
+    # local file header: 30 bytes + name + extra field, then the stored (uncompressed) bytes
+    name_len, extra_len = int.from_bytes(raw[info.header_offset + 26:info.header_offset + 28], "little"), \
+        int.from_bytes(raw[info.header_offset + 28:info.header_offset + 30], "little")
+    start = info.header_offset + 30 + name_len + extra_len + info.file_size // 2
+    raw[start:start + 16] = bytes(16)
+    path.write_bytes(bytes(raw))
+    with pytest.raises(C.CheckpointError, match="content hash") as e:
+        C.load_checkpoint(path)
+    assert str(path) in str(e.value) and "\n" not in str(e.value)
