@@ -314,45 +314,71 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--state-dir", default=None, help="persist per-batch results here; a rerun resumes")
     p.add_argument("--cascade", action="store_true", help="attack only points still robust (cumulative numbers)")
     p.add_argument("--no-progress", action="store_true")
-    p.add_argument("--out", default=None, help="results JSON path (default: print to stdout)")
+    p.add_argument("--out", default=None, help="write the full results JSON here (default: print a summary only)")
     return p
 
 
+def summary_lines(res: dict) -> list[str]:
+    """A readable summary of an evaluate() result: clean, each attack, the worst case, and every self-check that
+    is not ok."""
+    n = res["n_eval"]
+    lines = [f"clean accuracy      {100 * res['clean']['accuracy']:6.2f} %  ({res['clean']['correct']}/{n})"]
+    for name, a in res["attacks"].items():
+        lines.append(f"{name:<19} {100 * a['robust_accuracy']:6.2f} %  ({a['robust']}/{n}, {a['attack_seconds']:.1f} s)")
+    w = res["worst_case"]
+    lines.append(f"{'worst case':<19} {100 * w['robust_accuracy']:6.2f} %  ({w['robust']}/{n}; per sample over "
+                 f"{', '.join(w['attacks']) or 'no attack'})")
+    flagged = [c for c in res.get("self_checks", []) if c.get("status") not in ("ok", "skipped")]
+    lines.append("self-checks: " + ("all ok" if not flagged else
+                                    "; ".join(f"{c['name']} {c['status'].upper()}: {c.get('detail', '')}"
+                                              for c in flagged)))
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
+    from mixacm.checkpoint import CheckpointError
+    from mixacm.paths import OutputPathError, writable_file
+    from mixacm.teachers import TeacherError
+
     args = _parser().parse_args(argv)
+
+    def fail(msg: str) -> int:
+        print(f"mixacm evaluate: error: {msg}", file=sys.stderr)
+        return 2
+
     try:
         eps = parse_eps(args.eps)
         attacks = [a for a in args.attacks.split(",") if a.strip()]
         for a in attacks:
             parse_attack(a)
-    except ValueError as e:
-        print(f"mixacm evaluate: {e}", file=sys.stderr)
-        return 2
-    if not Path(args.checkpoint).exists():
-        print(f"mixacm evaluate: checkpoint {args.checkpoint} not found", file=sys.stderr)
-        return 2
-    from mixacm.data import load_split
-    from mixacm.train import load_checkpoint_model
+        if args.out:
+            writable_file(args.out, "--out")  # before the (long) evaluation, so its results are never lost
+        if not Path(args.checkpoint).exists():
+            return fail(f"checkpoint {args.checkpoint} not found; pass a .pt file or a run directory")
+        from mixacm.data import load_split
+        from mixacm.train import load_checkpoint_model
 
-    ckpt_file = Path(args.checkpoint)
-    if ckpt_file.is_dir():  # a run dir: its selected checkpoint is what gets loaded, and hashed
-        from mixacm.teachers import _resolve_run_dir
-        ckpt_file = _resolve_run_dir(ckpt_file)
-    ckpt_sha = _sha256_file(ckpt_file)  # before the (long) evaluation, so a bad path fails fast
-    try:
+        ckpt_file = Path(args.checkpoint)
+        if ckpt_file.is_dir():  # a run dir: its selected checkpoint is what gets loaded, and hashed
+            from mixacm.teachers import _resolve_run_dir
+            ckpt_file = _resolve_run_dir(ckpt_file)
+        ckpt_sha = _sha256_file(ckpt_file)  # before the (long) evaluation, so a bad path fails fast
         model = load_checkpoint_model(args.checkpoint)
-    except (RuntimeError, KeyError, ValueError) as e:
-        print(f"mixacm evaluate: checkpoint {args.checkpoint} does not match its model config: "
-              f"{str(e).splitlines()[0]}", file=sys.stderr)
-        return 2
-    x, y = load_split(args.data, "test", root=args.data_root)
-    try:
+        try:
+            x, y = load_split(args.data, "test", root=args.data_root)
+        except FileNotFoundError as e:
+            return fail(f"--data {args.data}: {str(e).splitlines()[0]}; pass --data-root")
+        except ValueError as e:
+            return fail(f"--data {args.data}: {e}")
+        in_ch = getattr(model, "mean", None)
+        if in_ch is not None and x.shape[1] != in_ch.shape[0]:
+            return fail(f"--data {args.data} has {x.shape[1]}-channel images but the checkpoint's model takes "
+                        f"{in_ch.shape[0]}; evaluate on the data set it was trained on")
         res = evaluate(model, x, y, attacks=attacks, eps=eps, n=args.n, seed=args.seed, batch_size=args.batch_size,
                        device=args.device, progress=not args.no_progress, state_dir=args.state_dir,
                        individual=not args.cascade)
-    except ValueError as e:
-        print(f"mixacm evaluate: {e}", file=sys.stderr)
-        return 2
+    except (ValueError, CheckpointError, TeacherError, OutputPathError) as e:
+        return fail(str(e).splitlines()[0])
     res["checkpoint"] = {"path": str(args.checkpoint), "file": str(ckpt_file), "sha256": ckpt_sha}
     res["data"] = {"name": args.data, "root": args.data_root, "split": "test", "n_total": len(y)}
     res["git_commit"] = git_commit()["commit"]
@@ -360,15 +386,12 @@ def main(argv: list[str] | None = None) -> int:
                       "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                       "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
     res["argv"] = list(argv) if argv is not None else sys.argv[1:]
-    text = json.dumps(res, indent=1)
+    print("\n".join(summary_lines(res)))
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text)
-        summary = ", ".join(f"{k} {v['robust_accuracy']:.4f}" for k, v in res["attacks"].items())
-        print(f"clean {res['clean']['accuracy']:.4f}; {summary}; worst {res['worst_case']['robust_accuracy']:.4f} "
-              f"-> {args.out}")
-    else:
-        print(text)
+        tmp = Path(str(args.out) + ".tmp")
+        tmp.write_text(json.dumps(res, indent=1))
+        os.replace(tmp, args.out)
+        print(f"results JSON (per-sample masks included) -> {args.out}")
     for w in res["warnings"]:
         print(f"warning: {w}", file=sys.stderr)
     return 0

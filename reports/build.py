@@ -282,8 +282,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--theory", default=str(DEFAULT_THEORY), help="theory JSON (skipped when absent)")
     ap.add_argument("--out", default=str(DEFAULT_OUT))
     a = ap.parse_args(argv)
-    out = build(a.results, Path(a.theory) if a.theory else None, Path(a.out))
-    print(f"report written to {out.resolve()}")
+    from mixacm.paths import OutputPathError, writable_file
+
+    try:
+        writable_file(a.out, "--out")
+        if not a.results:
+            raise ValueError("no --results given; pass results.json files or the directories holding them "
+                             "(e.g. --results reports/recorded/cpu)")
+        found, records, _ = load_inputs(a.results)
+        if not records:
+            raise ValueError(f"no results (a JSON object with 'provenance' and 'results') in {', '.join(a.results)}; "
+                             f"pass what a tier or plan wrote (results.json), not a run dir or an evaluation file")
+        out = build(a.results, Path(a.theory) if a.theory else None, Path(a.out))
+    except (ValueError, FileNotFoundError, OutputPathError) as e:
+        print(f"mixacm report: error: {str(e).splitlines()[0]}", file=sys.stderr)
+        return 2
+    print(f"report written to {out.resolve()} ({len(records)} records from {len(found)} file(s))")
     return 0
 
 

@@ -26,6 +26,13 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"unknown module {m!r}; valid: {', '.join(report.MODULES)}", file=sys.stderr)
                 return 2
             modules.append(full)
+    from mixacm.paths import OutputPathError, writable_dir
+
+    try:
+        writable_dir(args.out, "--out")  # before computing: a bad path must not cost a whole run
+    except OutputPathError as e:
+        print(f"python -m theory: error: {e}", file=sys.stderr)
+        return 2
     try:
         result = report.run_all(modules, quick=args.quick)
         print(report.table(result))

@@ -71,5 +71,33 @@ def test_invalid_results_file_named(tmp_path):
 
 
 def test_cli_main(tmp_path, capsys):
-    assert build.main(["--out", str(tmp_path / "x.html"), "--theory", str(tmp_path / "none.json")]) == 0
+    from verification import schema
+
+    rec = schema.make_record("table6", "Accuracy", "Std. Setting", {k: None for k in schema.SETTING_KEYS},
+                             [50.0, 52.0], [0, 1], {}, 1.0)
+    res = tmp_path / "res" / "results.json"
+    res.parent.mkdir()
+    res.write_text(json.dumps({"provenance": schema.provenance("smoke", "2024-01-01", 1.0), "results": [rec]}))
+    assert build.main(["--results", str(res.parent), "--out", str(tmp_path / "x.html"),
+                       "--theory", str(tmp_path / "none.json")]) == 0
     assert (tmp_path / "x.html").exists() and "report written" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args,says", [
+    ([], "no --results given"),
+    (["--results", "{empty}"], "no results"),  # a run dir or evaluation output: nothing to report
+    (["--results", "{missing}"], "no such file"),
+    (["--results", "{empty}", "--out", "{file}/r.html"], "is a file, not a directory"),
+])
+def test_cli_refuses_with_one_line(tmp_path, capsys, args, says):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "summary.json").write_text("{}")
+    (tmp_path / "file").write_text("x")
+    fill = {"empty": tmp_path / "empty", "missing": tmp_path / "missing", "file": tmp_path / "file"}
+    argv = [a.format(**fill) for a in args]
+    if "--out" not in argv:
+        argv += ["--out", str(tmp_path / "r.html")]
+    assert build.main(argv) == 2
+    err = capsys.readouterr().err
+    assert says in err and err.count("\n") == 1
+    assert not (tmp_path / "r.html").exists()
