@@ -337,7 +337,7 @@ def summary_lines(res: dict) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     from mixacm.checkpoint import CheckpointError
-    from mixacm.paths import OutputPathError, writable_file
+    from mixacm.paths import OutputPathError, portable, writable_file
     from mixacm.teachers import TeacherError
 
     args = _parser().parse_args(argv)
@@ -386,6 +386,7 @@ def main(argv: list[str] | None = None) -> int:
                       "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                       "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
     res["argv"] = list(argv) if argv is not None else sys.argv[1:]
+    res = portable(res, Path(args.out).parent if args.out else None)  # no directory of this machine in the record
     print("\n".join(summary_lines(res)))
     if args.out:
         tmp = Path(str(args.out) + ".tmp")

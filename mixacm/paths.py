@@ -36,3 +36,45 @@ def writable_file(path: str | Path, what: str) -> Path:
 
 
 __all__ = ["OutputPathError", "writable_dir", "writable_file"]
+
+
+# Documented environment variables that name data and teachers (README "Commands"); recorded paths use them.
+ENV_PATHS = ("MIXACM_CIFAR10_JPEG", "MIXACM_IMAGENET", "MIXACM_DATA_ROOT", "MIXACM_CACHE",
+             "MIXACM_TEACHER_CIFAR100_WRN28_10", "MIXACM_TEACHER_IMAGENET32_WRN28_10")
+
+
+def _env_roots() -> list[tuple[str, Path]]:
+    roots = [(v, Path(os.environ[v]).resolve()) for v in ENV_PATHS if os.environ.get(v)]
+    # the default place of the CIFAR-10 JPEG copy (mixacm.data): ../shared/data/cifar10-jpeg beside the checkout
+    default = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cifar10-jpeg"
+    if not any(v == "MIXACM_CIFAR10_JPEG" for v, _ in roots):
+        roots.append(("MIXACM_CIFAR10_JPEG", default.resolve()))
+    return roots
+
+
+def portable(obj, base: str | Path | None = None):
+    """``obj`` with every absolute path string rewritten so that it names no directory of this machine: relative
+    to ``base`` (the run or results directory) when under it, else ``${VAR}/...`` for a documented environment
+    variable's directory, else ``~/...`` under the home directory. Dicts and lists are walked; other values kept."""
+    if isinstance(obj, dict):
+        return {k: portable(v, base) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(portable(v, base) for v in obj)
+    if not (isinstance(obj, str) and obj.startswith(os.sep)):
+        return obj
+    p = Path(obj).resolve()
+    if base is not None:
+        b = Path(base).resolve()
+        if p == b or b in p.parents:
+            return p.relative_to(b).as_posix() or "."
+    for var, root in _env_roots():
+        if p == root or root in p.parents:
+            rel = p.relative_to(root).as_posix()
+            return f"${{{var}}}" + ("" if rel == "." else f"/{rel}")
+    home = Path.home().resolve()
+    if home in p.parents:
+        return "~/" + p.relative_to(home).as_posix()
+    return obj
+
+
+__all__ += ["ENV_PATHS", "portable"]

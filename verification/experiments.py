@@ -20,6 +20,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from mixacm.paths import portable
+
 from . import schema
 
 
@@ -292,7 +294,7 @@ def run_plan(plan: Plan, out: str | Path, *, only_finished: bool = False) -> dic
         cfgs = summaries[(run.key, seeds[0])]["config"]
         wall = sum(summaries[(run.key, s)]["wall_time_s"] for s in seeds)
         records.append(schema.make_record(cell.table, cell.row, cell.column, _setting(plan, run, cell), values,
-                                          seeds, {"train": cfgs, "eval": {"n": plan.eval_n, "eps": eps,
+                                          seeds, {"train": portable(cfgs, out), "eval": {"n": plan.eval_n, "eps": eps,
                                                                           "attacks": list(run.attacks),
                                                                           "max_iterations": plan.eval_max_iterations}},
                                           wall))

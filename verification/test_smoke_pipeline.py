@@ -30,6 +30,15 @@ def test_digits_results_follow_the_schema(digits_run):
         assert r["setting"]["scale"], "every record states how it differs from the paper's setting"
 
 
+def test_records_name_no_directory_of_this_machine(digits_run):
+    """Teacher checkpoints are named relative to the results directory (they once carried /work/... paths)."""
+    out, results = digits_run
+    text = (out / "results.json").read_text()
+    assert str(out) not in text and str(out.resolve()) not in text
+    teachers = {r["config"]["train"]["teacher"] for r in results["results"] if r["config"].get("train", {}).get("teacher")}
+    assert teachers == {"runs/teacher/seed0/best.pt"} or teachers == {"runs/teacher/seed0/last.pt"}, teachers
+
+
 def test_digits_teacher_is_robust_and_natural_is_not(digits_run):
     """Machinery sanity: Fast-AT gives a teacher far more robust than natural training (same eval, eps 0.1)."""
     out, _ = digits_run
