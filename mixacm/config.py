@@ -17,7 +17,7 @@ from typing import Any
 
 EPS_FIELDS = ("eps", "attack_step")  # l-inf radii: accept "8/255" or 0.0314; values >= 1 are a unit mistake
 CHOICES: dict[str, tuple[str, ...]] = {
-    "schedule": ("cosine", "constant"),
+    "schedule": ("cosine", "constant", "piecewise"),
     "augment": ("crop_flip", "none", "randaugment"),
     "transform": ("none", "teacher_maxpool", "teacher_avgpool", "student_maxpool", "student_avgpool",
                   "teacher_affine", "student_affine"),
@@ -27,6 +27,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "preset": ("cifar", "imagenet"),
     "feature_point": ("pre", "post"),
     "acm_reduction": ("sum", "mean"),
+    "awp_base": ("trades", "pgd_at"),
     "mapping": ("max", "mean"),
 }
 
@@ -88,6 +89,16 @@ class TrainConfig:
     attack_step: float = 2 / 255
     attack_steps: int = 7             # PGD-7 AT; ARD uses the same attack
     fast_at_step: float = 1.25        # Fast-AT step as a multiple of eps (Wong et al. 2020)
+    # --- compared methods (mixacm.baselines; each paper's CIFAR-10 setting) ----------------------------------
+    trades_beta: float = 6.0          # TRADES beta (Zhang et al. 2019, Sec. 5); also FAT-TRADES, AWP-TRADES
+    mart_lambda: float = 6.0          # MART lambda (Wang et al. 2020, WRN-34-10)
+    awp_gamma: float = 5e-3           # AWP weight-perturbation size (Wu et al. 2020)
+    awp_warmup_epochs: int = 10       # AWP off during the first epochs (AWP code)
+    awp_base: str = "trades"          # AWP on top of TRADES (Table 1 row) or PGD-AT
+    fat_tau: int = 3                  # FAT: steps after the first misclassification (Zhang et al. 2020)
+    free_replays: int = 1             # Free-AT replays m of each minibatch (8 CIFAR, 4 ImageNet; Shafahi et al.)
+    lr_milestones: list[float] = dataclasses.field(default_factory=lambda: [0.5, 0.75])  # schedule="piecewise":
+    # lr x 0.1 at these fractions of training (Rice et al. 2020: epochs 100 and 150 of 200)
     # --- data pipeline ---------------------------------------------------------------------------------------
     augment: str = "crop_flip"        # pad-4 random crop + horizontal flip (Supp. A.1 "Augmentation")
     # --- model selection on the validation split -------------------------------------------------------------
@@ -223,7 +234,9 @@ def check(cfg: TrainConfig) -> TrainConfig:
     for key, valid in CHOICES.items():
         if getattr(cfg, key) not in valid:
             raise ConfigError(f"{key}={getattr(cfg, key)!r} is not valid; choose one of: {', '.join(valid)}")
-    for key in ("epochs", "batch_size", "attack_steps", "teacher_gate_n", "eval_batch_size"):
+    if cfg.lr_milestones is None or not all(0 < m < 1 for m in cfg.lr_milestones):
+        raise ConfigError(f"lr_milestones={cfg.lr_milestones} must be fractions of training in (0, 1), e.g. [0.5, 0.75]")
+    for key in ("epochs", "batch_size", "attack_steps", "teacher_gate_n", "eval_batch_size", "free_replays"):
         if getattr(cfg, key) < 1 and not (key == "attack_steps" and getattr(cfg, key) == 0):
             raise ConfigError(f"{key}={getattr(cfg, key)} must be >= 1")
     if not 0 < cfg.data_fraction <= 1:

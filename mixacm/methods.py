@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from . import baselines as _b
 from .attacks import fgsm, pgd_linf
 from .config import TrainConfig
 
@@ -57,7 +58,8 @@ class StepContext:
     affine: nn.ModuleList | None = None   # learned maps for the affine transforms of Table 9
     adapters: nn.ModuleList | None = None  # 1x1 convs for direct feature L2 when widths differ (Table 8)
     distributed: bool = False
-    extras: dict = field(default_factory=dict)
+    epoch: int = 0                        # 0-based epoch, set by the trainer (AWP's warm-up)
+    extras: dict = field(default_factory=dict)  # state a method carries across steps (Free-AT's perturbation)
 
 
 @dataclass
@@ -65,6 +67,7 @@ class StepOutput:
     loss: Tensor                # scalar to backpropagate
     terms: dict[str, Tensor]    # unweighted terms, detached, for logging / divergence checks
     logits: Tensor              # student logits on the inputs it was trained on (train accuracy)
+    post_step: Callable[[], None] | None = None  # run by the trainer right after the optimiser step (AWP, Free-AT)
 
 
 @contextlib.contextmanager
@@ -193,6 +196,11 @@ METHODS: dict[str, StepFn] = {
     "kd": kd_step,
     "ard": ard_step,
     "mixacm": mixacm_step,
+    "trades": _b.trades_step,
+    "mart": _b.mart_step,
+    "awp": _b.awp_step,
+    "fat": _b.fat_step,
+    "free_at": _b.free_at_step,
 }
 NEEDS_TEACHER = {"kd", "ard", "mixacm"}
 

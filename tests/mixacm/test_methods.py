@@ -45,7 +45,8 @@ def test_every_method_trains_end_to_end(method, teacher_ckpt, tmp_path):
     for r in lines:
         assert all(math.isfinite(v) for v in r["terms"].values()) and math.isfinite(r["loss"])
     expected_terms = {"natural": {"ce"}, "pgd_at": {"ce"}, "fast_at": {"ce"}, "ard": {"ce", "kld"},
-                      "kd": {"mix", "kld", "acm"}, "mixacm": {"mix", "kld", "acm"}}[method]
+                      "kd": {"mix", "kld", "acm"}, "mixacm": {"mix", "kld", "acm"}, "trades": {"ce", "kl"},
+                      "mart": {"bce", "kl"}, "awp": {"ce", "kl"}, "fat": {"ce", "kl"}, "free_at": {"ce"}}[method]
     assert set(lines[0]["terms"]) == expected_terms
     if method in ("mixacm",):
         assert lines[0]["terms"]["acm"] > 0 and lines[0]["terms"]["kld"] > 0
