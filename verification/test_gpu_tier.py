@@ -100,3 +100,23 @@ def test_report_renders(gpu_tier, tmp_path):
     out = build([str(gpu_tier.out / "results.json")], None, tmp_path / "report.html")
     html = out.read_text()
     assert "<table" in html and len(gpu_tier.results["results"]) > 0
+
+
+def test_baseline_configs_agree_with_the_specs():
+    """configs/table1/cifar10_<method>.toml of each compared method = the spec's training config (one source)."""
+    from mixacm.config import load_config
+
+    root = Path(__file__).resolve().parents[1] / "configs" / "table1"
+    seen = set()
+    for s in RUNNABLE:
+        if s["table"] != "table1" or s["kind"] != "train_eval":
+            continue
+        method = paper_data.find_cell(s["table"], s["row"], s["column"])["setting"]["method"]
+        if method not in specs.METHOD_CONFIG or method.startswith(("mixacm", "kd")) or method in seen:
+            continue
+        seen.add(method)
+        path = root / f"cifar10_{method}.toml"
+        assert path.is_file(), f"{s['id']}: no config {path}"
+        got, want = load_config(path), load_config(None, s["train"])
+        assert got == want, f"{path} differs from the spec of {s['id']}"
+    assert seen >= {"trades", "mart", "awp", "fat", "free_at", "at_early_stop", "bot_trades"}, seen
