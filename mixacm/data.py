@@ -273,17 +273,17 @@ def train_val_split(y: Tensor, val_fraction: float, seed: int = 0) -> tuple[Tens
 def random_crop_flip(x: Tensor, padding: int = 4, generator: torch.Generator | None = None) -> Tensor:
     """Per-sample random crop of the original size from the zero-padded image (torchvision's RandomCrop
     default fill) followed by a random horizontal flip (Supp. A.1). (B, C, H, W) -> (B, C, H, W)."""
-    b, _, h, w = x.shape
+    b, c, h, w = x.shape
     xp = torch.nn.functional.pad(x, (padding,) * 4)  # (B, C, H+2p, W+2p), zeros
-    oy = torch.randint(0, 2 * padding + 1, (b,), generator=generator).to(x.device)
-    ox = torch.randint(0, 2 * padding + 1, (b,), generator=generator).to(x.device)
-    flip = (torch.rand(b, generator=generator) < 0.5).to(x.device)
-    rows = oy[:, None] + torch.arange(h, device=x.device)  # (B, H)
-    cols = ox[:, None] + torch.arange(w, device=x.device)  # (B, W)
+    wp = w + 2 * padding
+    oy = torch.randint(0, 2 * padding + 1, (b,), generator=generator)  # drawn on the CPU
+    ox = torch.randint(0, 2 * padding + 1, (b,), generator=generator)
+    flip = torch.rand(b, generator=generator) < 0.5
+    rows = oy[:, None] + torch.arange(h)  # (B, H)
+    cols = ox[:, None] + torch.arange(w)  # (B, W)
     cols = torch.where(flip[:, None], cols.flip(1), cols)  # horizontal flip = reversed column order
-    bi = torch.arange(b, device=x.device)[:, None, None]
-    out = xp[bi, :, rows[:, :, None], cols[:, None, :]]  # (B, H, W, C): advanced indices come first
-    return out.permute(0, 3, 1, 2).contiguous()
+    idx = (rows[:, :, None] * wp + cols[:, None, :]).view(b, 1, h * w).to(x.device)  # flat index into each plane
+    return xp.flatten(2).gather(2, idx.expand(b, c, h * w)).view(b, c, h, w)  # one gather, already contiguous
 
 
 # ---- batched RandAugment (torchvision.transforms.v2.RandAugment semantics, per-sample ops, any device)
@@ -508,7 +508,8 @@ def randaugment(x: Tensor, generator: torch.Generator | None = None, *, num_ops:
 def augment(x: Tensor, kind: str = "crop_flip", generator: torch.Generator | None = None, *,
             padding: int = 4) -> Tensor:
     """Batch-level training augmentation on float images in [0,1]: "none", "crop_flip" (random crop with
-    ``padding`` zero pixels + horizontal flip), or "randaugment" (RandAugment then crop_flip, Table 2 "+RA")."""
+    ``padding`` zero pixels + horizontal flip), or "randaugment" (RandAugment then crop_flip, Table 2 "+RA").
+    Runs on x's device with per-sample randomness drawn from the CPU ``generator`` (no loop over samples)."""
     if kind == "none":
         return x
     if kind == "crop_flip":
