@@ -273,36 +273,243 @@ def train_val_split(y: Tensor, val_fraction: float, seed: int = 0) -> tuple[Tens
 def random_crop_flip(x: Tensor, padding: int = 4, generator: torch.Generator | None = None) -> Tensor:
     """Per-sample random crop of the original size from the zero-padded image (torchvision's RandomCrop
     default fill) followed by a random horizontal flip (Supp. A.1). (B, C, H, W) -> (B, C, H, W)."""
-    b, _, h, w = x.shape
+    b, c, h, w = x.shape
     xp = torch.nn.functional.pad(x, (padding,) * 4)  # (B, C, H+2p, W+2p), zeros
-    oy = torch.randint(0, 2 * padding + 1, (b,), generator=generator).to(x.device)
-    ox = torch.randint(0, 2 * padding + 1, (b,), generator=generator).to(x.device)
-    flip = (torch.rand(b, generator=generator) < 0.5).to(x.device)
-    rows = oy[:, None] + torch.arange(h, device=x.device)  # (B, H)
-    cols = ox[:, None] + torch.arange(w, device=x.device)  # (B, W)
+    wp = w + 2 * padding
+    oy = torch.randint(0, 2 * padding + 1, (b,), generator=generator)  # drawn on the CPU
+    ox = torch.randint(0, 2 * padding + 1, (b,), generator=generator)
+    flip = torch.rand(b, generator=generator) < 0.5
+    rows = oy[:, None] + torch.arange(h)  # (B, H)
+    cols = ox[:, None] + torch.arange(w)  # (B, W)
     cols = torch.where(flip[:, None], cols.flip(1), cols)  # horizontal flip = reversed column order
-    bi = torch.arange(b, device=x.device)[:, None, None]
-    out = xp[bi, :, rows[:, :, None], cols[:, None, :]]  # (B, H, W, C): advanced indices come first
-    return out.permute(0, 3, 1, 2).contiguous()
+    idx = (rows[:, :, None] * wp + cols[:, None, :]).view(b, 1, h * w).to(x.device)  # flat index into each plane
+    return xp.flatten(2).gather(2, idx.expand(b, c, h * w)).view(b, c, h, w)  # one gather, already contiguous
 
 
-def randaugment(x: Tensor, generator: torch.Generator | None = None, **kw) -> Tensor:
-    """torchvision.transforms.v2.RandAugment per sample on uint8 images; kw go to RandAugment."""
-    from torchvision.transforms import v2
+# ---- batched RandAugment (torchvision.transforms.v2.RandAugment semantics, per-sample ops, any device)
+# Op order and magnitude ranges as torchvision.transforms.v2.RandAugment._AUGMENTATION_SPACE; each op follows
+# torchvision.transforms.v2.functional's float-image kernel (geometry: nearest, fill None = zeros).
+RA_OPS = ("Identity", "ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate", "Brightness", "Color", "Contrast",
+          "Sharpness", "Posterize", "Solarize", "AutoContrast", "Equalize")
+_RA_GEOMETRIC = ("ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate")  # contiguous in RA_OPS (indices 1..5)
+_RA_COLOR = RA_OPS[6:]
 
-    ra = v2.RandAugment(**kw)
-    xu = (x.detach() * 255).round().clamp(0, 255).to(torch.uint8).cpu()
-    seed = int(torch.randint(0, 2**62, (1,), generator=generator).item())
-    with torch.random.fork_rng(devices=[]):  # torchvision draws from the global RNG: seed it from ours
-        torch.manual_seed(seed)
-        out = torch.stack([ra(img) for img in xu])
-    return out.to(x.device, x.dtype).div_(255.0)
+
+def _ra_magnitude_table(num_bins: int, magnitude: int, h: int, w: int) -> list[tuple[float, bool]]:
+    """(magnitude, signed) per op of RA_OPS, computed exactly as torchvision's RandAugment does."""
+    lin = lambda a, b: float(torch.linspace(a, b, num_bins)[magnitude])  # noqa: E731
+    post = float((8 - (torch.arange(num_bins) / ((num_bins - 1) / 4))).round().int()[magnitude])
+    return [(0.0, False), (lin(0.0, 0.3), True), (lin(0.0, 0.3), True), (lin(0.0, 150.0 / 331.0 * w), True),
+            (lin(0.0, 150.0 / 331.0 * h), True), (lin(0.0, 30.0), True), (lin(0.0, 0.9), True),
+            (lin(0.0, 0.9), True), (lin(0.0, 0.9), True), (lin(0.0, 0.9), True), (post, False), (lin(1.0, 0.0), False),
+            (0.0, False), (0.0, False)]
+
+
+def _inverse_affine(center: tuple[float, float], angle: float, translate: tuple[float, float],
+                    shear: tuple[float, float]) -> list[float]:
+    # torchvision.transforms.v2.functional._geometry._get_inverse_affine_matrix (scale 1, inverted), same arithmetic
+    import math
+    rot, sx, sy = math.radians(angle), math.radians(shear[0]), math.radians(shear[1])
+    cx, cy = center
+    tx, ty = translate
+    cos_sy, tan_sx, rot_minus_sy = math.cos(sy), math.tan(sx), rot - sy
+    a = math.cos(rot_minus_sy) / cos_sy
+    b = -(a * tan_sx + math.sin(rot))
+    c = math.sin(rot_minus_sy) / cos_sy
+    d = math.cos(rot) - c * tan_sx
+    m = [d / 1.0, -b / 1.0, 0.0, -c / 1.0, a / 1.0, 0.0]
+    m[2] += cx - m[0] * (cx + tx) - m[1] * (cy + ty)
+    m[5] += cy - m[3] * (cx + tx) - m[4] * (cy + ty)
+    return m
+
+
+def _ra_theta(op: str, mag: float, h: int, w: int) -> list[float]:
+    """Inverse affine matrix (2x3, row-major) torchvision uses for geometric op ``op`` at signed magnitude ``mag``."""
+    import math
+    corner = (-0.5 * w, -0.5 * h)  # center=[0, 0] in pixels, relative to the image centre
+    if op == "ShearX":
+        return _inverse_affine(corner, 0.0, (0.0, 0.0), (math.degrees(math.atan(mag)), 0.0))
+    if op == "ShearY":
+        return _inverse_affine(corner, 0.0, (0.0, 0.0), (0.0, math.degrees(math.atan(mag))))
+    if op == "TranslateX":
+        return _inverse_affine((0.0, 0.0), 0.0, (float(int(mag)), 0.0), (0.0, 0.0))
+    if op == "TranslateY":
+        return _inverse_affine((0.0, 0.0), 0.0, (0.0, float(int(mag))), (0.0, 0.0))
+    if op == "Rotate":  # F.rotate(angle) uses the affine matrix of -angle
+        return _inverse_affine((0.0, 0.0), -(mag % 360), (0.0, 0.0), (0.0, 0.0))
+    return [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
+
+
+_RA_TABLES: dict[tuple[int, int, int, int], Tensor] = {}
+
+
+def _ra_params(num_bins: int, magnitude: int, h: int, w: int) -> Tensor:
+    """(len(RA_OPS), 2, 7) float64 CPU table: [signed magnitude, theta(6)] for sign index 0 (+) and 1 (-)."""
+    key = (num_bins, magnitude, h, w)
+    if key not in _RA_TABLES:
+        rows = []
+        for op, (m, signed) in zip(RA_OPS, _ra_magnitude_table(num_bins, magnitude, h, w)):
+            rows.append([[s * m] + _ra_theta(op, s * m, h, w) for s in ((1.0, -1.0) if signed else (1.0, 1.0))])
+        _RA_TABLES[key] = torch.tensor(rows, dtype=torch.float64)
+    return _RA_TABLES[key]
+
+
+def _blend(a: Tensor, b: Tensor, f: Tensor) -> Tensor:
+    # torchvision _blend for float images: a * f + b * (1 - f), clamped to [0, 1]; f (n,1,1,1)
+    return (a * f + b * (1.0 - f)).clamp_(0, 1)
+
+
+def _gray(x: Tensor) -> Tensor:
+    # torchvision _rgb_to_grayscale_image (float, one output channel): (n,3,H,W) -> (n,1,H,W)
+    r, g, b = x.unbind(1)
+    return r.mul(0.2989).add_(g, alpha=0.587).add_(b, alpha=0.114).unsqueeze(1)
+
+
+def ra_affine(x: Tensor, theta: Tensor) -> Tensor:
+    """Per-sample affine warp with torchvision's tensor-kernel conventions (torchvision _affine_grid +
+    grid_sample, nearest, zero fill). x (n,C,H,W) float, theta (n,2,3) inverse matrices in centred pixels."""
+    n, _, h, w = x.shape
+    base = torch.empty(1, h, w, 3, dtype=x.dtype, device=x.device)
+    base[..., 0].copy_(torch.linspace((1.0 - w) * 0.5, (w - 1.0) * 0.5, steps=w, device=x.device))
+    base[..., 1].copy_(torch.linspace((1.0 - h) * 0.5, (h - 1.0) * 0.5, steps=h, device=x.device).unsqueeze_(-1))
+    base[..., 2].fill_(1)
+    scaled = theta.to(x.dtype).transpose(1, 2).div(torch.tensor([0.5 * w, 0.5 * h], dtype=x.dtype, device=x.device))
+    grid = base.view(1, h * w, 3).expand(n, -1, -1).bmm(scaled).view(n, h, w, 2)
+    return torch.nn.functional.grid_sample(x, grid, mode="nearest", padding_mode="zeros", align_corners=False)
+
+
+def ra_brightness(x: Tensor, f: Tensor) -> Tensor:
+    return (x * f.view(-1, 1, 1, 1)).clamp_(0, 1)
+
+
+def ra_color(x: Tensor, f: Tensor) -> Tensor:  # adjust_saturation
+    if x.shape[1] == 1:
+        return x
+    return _blend(x, _gray(x), f.view(-1, 1, 1, 1))
+
+
+def ra_contrast(x: Tensor, f: Tensor) -> Tensor:
+    g = _gray(x) if x.shape[1] == 3 else x
+    return _blend(x, g.mean(dim=(-3, -2, -1), keepdim=True), f.view(-1, 1, 1, 1))
+
+
+def ra_sharpness(x: Tensor, f: Tensor) -> Tensor:
+    n, c, h, w = x.shape
+    if h <= 2 or w <= 2:
+        return x
+    a, b = 1.0 / 13.0, 5.0 / 13.0
+    k = torch.tensor([[a, a, a], [a, b, a], [a, a, a]], dtype=x.dtype, device=x.device).expand(c, 1, 3, 3)
+    blurred = torch.nn.functional.conv2d(x, k, groups=c)
+    out = x.clone()
+    view = out[..., 1:-1, 1:-1]
+    view.add_(blurred.sub_(view).mul_(1.0 - f.view(-1, 1, 1, 1)))
+    return out.clamp_(0, 1)
+
+
+def ra_posterize(x: Tensor, bits: Tensor) -> Tensor:
+    levels = torch.exp2(bits.round()).view(-1, 1, 1, 1).to(x.dtype)  # 1 << bits
+    return x.mul(levels).floor_().clamp_(min=0).minimum(levels - 1).mul_(1.0 / levels)
+
+
+def ra_solarize(x: Tensor, threshold: Tensor) -> Tensor:
+    return torch.where(x >= threshold.view(-1, 1, 1, 1).to(x.dtype), 1.0 - x, x)
+
+
+def ra_autocontrast(x: Tensor, _: Tensor | None = None) -> Tensor:
+    lo = x.amin(dim=(-2, -1), keepdim=True)
+    hi = x.amax(dim=(-2, -1), keepdim=True)
+    eq = hi == lo
+    scale = torch.where(eq, torch.ones_like(hi), hi - lo)
+    lo = torch.where(eq, torch.zeros_like(lo), lo)
+    return x.sub(lo).div_(scale).clamp_(0, 1)
+
+
+def ra_equalize(x: Tensor, _: Tensor | None = None) -> Tensor:
+    """torchvision's equalize (PIL's LUT scheme) per sample and channel, on the image quantised to uint8 levels
+    the way torchvision converts float images (x * 255.999, truncated); returns floats k/255."""
+    n, c, h, w = x.shape
+    q = x.clamp(0, 1).mul(255.0 + 1.0 - 1e-3).to(torch.uint8).view(n * c, h * w).long()  # (N, HW) in 0..255
+    hist = torch.zeros(n * c, 256, dtype=torch.int32, device=x.device)
+    hist.scatter_add_(1, q, torch.ones(1, dtype=torch.int32, device=x.device).expand_as(q))
+    cum = hist.cumsum(1)
+    last = cum.argmax(1, keepdim=True)  # first bin reaching the total = the largest value present
+    step = (h * w - hist.gather(1, last)).div(255, rounding_mode="floor")  # (N, 1)
+    lut = (cum[:, :-1] + step // 2).div(step.clamp(min=1), rounding_mode="floor").clamp_(0, 255)
+    lut = torch.cat([torch.zeros_like(lut[:, :1]), lut], dim=1)
+    out = torch.where(step != 0, lut.gather(1, q), q)
+    return out.view(n, c, h, w).to(x.dtype).mul_(1.0 / 255)
+
+
+_RA_COLOR_FNS = {"Brightness": ra_brightness, "Color": ra_color, "Contrast": ra_contrast, "Sharpness": ra_sharpness,
+                 "Posterize": ra_posterize, "Solarize": ra_solarize, "AutoContrast": ra_autocontrast,
+                 "Equalize": ra_equalize}
+
+
+def _ra_color_factor(op: str, m: Tensor) -> Tensor:
+    # the scalar each colour kernel takes, from the signed magnitude m (torchvision's _apply_image_or_video_transform)
+    if op in ("Brightness", "Color", "Contrast", "Sharpness"):
+        return 1.0 + m
+    return m  # Posterize bits, Solarize threshold (bound 1.0 * magnitude); unused by AutoContrast/Equalize
+
+
+def randaugment_draw(b: int, num_ops: int = 2, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+    """The random choices of ``randaugment`` for a batch of b: (op indices into RA_OPS, negate flags), each
+    (num_ops, b) int64 on the CPU; a flag only matters for signed ops (torchvision negates when rand <= 0.5)."""
+    ops = torch.randint(0, len(RA_OPS), (num_ops, b), generator=generator)
+    neg = (torch.rand(num_ops, b, generator=generator) <= 0.5).long()
+    return ops, neg
+
+
+def randaugment(x: Tensor, generator: torch.Generator | None = None, *, num_ops: int = 2, magnitude: int = 9,
+                num_magnitude_bins: int = 31) -> Tensor:
+    """Batched RandAugment with per-sample randomness on float images in [0,1], (B,C,H,W), on x's device.
+
+    Same definition as torchvision.transforms.v2.RandAugment (defaults num_ops=2, magnitude=9, 31 bins; the 14 ops
+    and magnitude ranges of RA_OPS; nearest interpolation, zero fill): every sample draws, for each of ``num_ops``
+    rounds, its own op (uniform over RA_OPS) and sign (- with probability 1/2 for signed ops). The ops follow
+    torchvision.transforms.v2.functional's float-image kernels. Random numbers come from ``generator`` on the CPU
+    and are moved to x.device; the batch is processed op-group by op-group (no loop over samples) with one
+    batched grid_sample per round for the five geometric ops.
+    """
+    if x.dim() != 4:
+        raise ValueError(f"randaugment expects (B, C, H, W), got shape {tuple(x.shape)}")
+    b, _, h, w = x.shape
+    if b == 0 or num_ops == 0:
+        return x
+    dev, dtype = x.device, x.dtype
+    table = _ra_params(num_magnitude_bins, magnitude, h, w)  # (14, 2, 7)
+    ops, neg = randaugment_draw(b, num_ops, generator)
+    perm = torch.argsort(ops, dim=1, stable=True)  # per round: samples grouped by op
+    inv = torch.argsort(perm, dim=1)
+    counts = torch.stack([torch.bincount(r, minlength=len(RA_OPS)) for r in ops]).tolist()  # CPU: no device sync
+    params = table[ops.gather(1, perm), neg.gather(1, perm)].float()  # (num_ops, B, 7) in grouped order
+    params, perm_d, inv_d = params.to(dev), perm.to(dev), inv.to(dev)  # a few small host->device copies
+    cur = x.detach().float() if dtype not in (torch.float32, torch.float64) else x.detach()
+    for r in range(num_ops):
+        xs = cur.index_select(0, perm_d[r])  # grouped by op
+        bounds = [0]
+        for cnt in counts[r]:
+            bounds.append(bounds[-1] + cnt)
+        parts = []
+        if bounds[1] > 0:  # Identity
+            parts.append(xs[:bounds[1]])
+        s, e = bounds[1], bounds[1 + len(_RA_GEOMETRIC)]
+        if e > s:  # ShearX/Y, TranslateX/Y, Rotate: one batched warp
+            parts.append(ra_affine(xs[s:e], params[r, s:e, 1:].view(-1, 2, 3)))
+        for op in _RA_COLOR:
+            k = RA_OPS.index(op)
+            s, e = bounds[k], bounds[k + 1]
+            if e > s:
+                parts.append(_RA_COLOR_FNS[op](xs[s:e], _ra_color_factor(op, params[r, s:e, 0]).to(cur.dtype)))
+        cur = torch.cat(parts).index_select(0, inv_d[r])  # back to the original sample order
+    return cur.to(dtype)
 
 
 def augment(x: Tensor, kind: str = "crop_flip", generator: torch.Generator | None = None, *,
             padding: int = 4) -> Tensor:
     """Batch-level training augmentation on float images in [0,1]: "none", "crop_flip" (random crop with
-    ``padding`` zero pixels + horizontal flip), or "randaugment" (RandAugment then crop_flip, Table 2 "+RA")."""
+    ``padding`` zero pixels + horizontal flip), or "randaugment" (RandAugment then crop_flip, Table 2 "+RA").
+    Runs on x's device with per-sample randomness drawn from the CPU ``generator`` (no loop over samples)."""
     if kind == "none":
         return x
     if kind == "crop_flip":

@@ -17,6 +17,22 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 MAPPINGS = ("max", "mean")
+
+
+def _fp32(fn):
+    """Runs a loss with autocast disabled on its inputs' device (its body casts the inputs to float32), so under
+    torch.autocast(..., dtype=torch.bfloat16) the loss and its reductions are computed in fp32."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        dev = next((t.device.type for a in args for t in (a if isinstance(a, (list, tuple)) else (a,))
+                    if isinstance(t, Tensor)), "cpu")
+        if dev in ("cpu", "cuda") and torch.is_autocast_enabled(dev):
+            with torch.autocast(dev, enabled=False):
+                return fn(*args, **kwargs)
+        return fn(*args, **kwargs)
+    return wrapper
 TRANSFORMS = ("none", "teacher_maxpool", "teacher_avgpool", "student_maxpool", "student_avgpool",
               "teacher_affine", "student_affine")
 REDUCTIONS = ("sum", "mean")
@@ -67,6 +83,7 @@ def _select(n: int, blocks: Sequence[int] | None) -> list[int]:
     return [int(b) - 1 for b in blocks]
 
 
+@_fp32
 def acm_loss(feats_t: Sequence[Tensor], feats_s: Sequence[Tensor], *, blocks: Sequence[int] | None = None,
              transform: str = "teacher_maxpool", reduction: str = "sum", mapping: str = "max",
              affine: nn.ModuleList | None = None) -> Tensor:
@@ -93,10 +110,14 @@ def acm_loss(feats_t: Sequence[Tensor], feats_s: Sequence[Tensor], *, blocks: Se
         raise ValueError(f"teacher gives {len(feats_t)} block features, student {len(feats_s)}; they must match")
     if transform.endswith("affine") and affine is None:
         raise ValueError(f"transform={transform!r} needs affine=make_affine_maps(channels_t, channels_s, side)")
-    total = feats_s[0].new_zeros(())
+    total = feats_s[0].new_zeros((), dtype=torch.float32)
     for i in _select(len(feats_s), blocks):
-        a_t = activated_channel_map(feats_t[i].detach(), mapping)  # (B, C_t)
-        a_s = activated_channel_map(feats_s[i], mapping)  # (B, C_s)
+        # fp32 maps (max is exact in any dtype, so cast after it; mean averages in fp32)
+        f_t, f_s = feats_t[i].detach(), feats_s[i]
+        if mapping == "mean":
+            f_t, f_s = f_t.float(), f_s.float()
+        a_t = activated_channel_map(f_t, mapping).float()  # (B, C_t)
+        a_s = activated_channel_map(f_s, mapping).float()  # (B, C_s)
         c_t, c_s = a_t.shape[1], a_s.shape[1]
         if transform == "none" and c_t != c_s:
             raise ValueError(f"block {i + 1}: teacher has {c_t} channels, student {c_s}; use transform="
@@ -120,6 +141,7 @@ def acm_loss(feats_t: Sequence[Tensor], feats_s: Sequence[Tensor], *, blocks: Se
     return total
 
 
+@_fp32
 def kd_loss(logits_s: Tensor, logits_t: Tensor, temperature: float = 10.0) -> Tensor:
     """Sec. 5.3: gamma^2 KL(softmax(z^T/gamma) || softmax(z^S/gamma)), summed over classes, mean over the batch."""
     if temperature <= 0:
@@ -132,9 +154,16 @@ def kd_loss(logits_s: Tensor, logits_t: Tensor, temperature: float = 10.0) -> Te
     return F.kl_div(log_p_s, log_p_t, reduction="batchmean", log_target=True) * temperature**2
 
 
+@_fp32
 def mixup_ce(logits: Tensor, y_a: Tensor, y_b: Tensor, lam: float) -> Tensor:
     """Mixup cross-entropy (Zhang et al. 2018; L_mix of Sec. 5.4): lam CE(z, y_a) + (1 - lam) CE(z, y_b)."""
+    logits = logits.float()
     return lam * F.cross_entropy(logits, y_a) + (1.0 - lam) * F.cross_entropy(logits, y_b)
+
+
+def _param_dtype(m: nn.Module, default: torch.dtype) -> torch.dtype:
+    p = next(m.parameters(), None)
+    return default if p is None else p.dtype
 
 
 def make_feature_adapters(channels_t: Sequence[int], channels_s: Sequence[int]) -> nn.ModuleList:
@@ -147,6 +176,7 @@ def make_feature_adapters(channels_t: Sequence[int], channels_s: Sequence[int]) 
                          for ct, cs in zip(channels_t, channels_s))
 
 
+@_fp32
 def direct_feature_loss(feats_t: Sequence[Tensor], feats_s: Sequence[Tensor], *, blocks: Sequence[int] | None = None,
                         adapters: nn.ModuleList | None = None) -> Tensor:
     """"Full"/"Direct" distillation of Table 8 (Supp. A.4.3): sum over selected blocks of the mean squared
@@ -157,9 +187,10 @@ def direct_feature_loss(feats_t: Sequence[Tensor], feats_s: Sequence[Tensor], *,
     """
     if len(feats_t) != len(feats_s):
         raise ValueError(f"teacher gives {len(feats_t)} block features, student {len(feats_s)}; they must match")
-    total = feats_s[0].new_zeros(())
+    total = feats_s[0].new_zeros((), dtype=torch.float32)
     for i in _select(len(feats_s), blocks):
-        f_s = feats_s[i] if adapters is None else adapters[i](feats_s[i])
+        f_s = feats_s[i].float()
+        f_s = f_s if adapters is None else adapters[i](f_s.to(_param_dtype(adapters[i], f_s.dtype)))
         f_t = feats_t[i].detach()
         if f_s.shape != f_t.shape:
             raise ValueError(f"block {i + 1}: student feature {tuple(f_s.shape)} vs teacher {tuple(f_t.shape)}; "

@@ -243,3 +243,35 @@ def test_direct_feature_loss_reference_and_errors():
     adapters = make_feature_adapters([2, 3], [4, 3])
     v = direct_feature_loss(t, s_wide, adapters=adapters)
     assert v.item() == pytest.approx(1.0 + 4.0)  # adapter on a zero feature gives zeros
+
+
+# ---------------------------------------------------------------- bf16 autocast: losses stay fp32
+@pytest.mark.parametrize("mapping", ["max", "mean"])
+def test_losses_are_fp32_under_bf16_autocast(mapping):
+    g = torch.Generator().manual_seed(0)
+    shapes_t, shapes_s = [(8, 32, 8, 8), (8, 64, 4, 4)], [(8, 16, 8, 8), (8, 64, 4, 4)]
+    ft = [torch.randn(s, generator=g).bfloat16() for s in shapes_t]  # what a bf16-autocast model hands over
+    fs = [torch.randn(s, generator=g).bfloat16().requires_grad_() for s in shapes_s]
+    zs = (3 * torch.randn(8, 10, generator=g)).bfloat16().requires_grad_()
+    zt = (3 * torch.randn(8, 10, generator=g)).bfloat16()
+    ya, yb = torch.randint(0, 10, (8,), generator=g), torch.randint(0, 10, (8,), generator=g)
+    adapters = make_feature_adapters([32, 64], [16, 64])
+    affine = make_affine_maps([32, 64], [16, 64], "teacher")
+    calls = {
+        "acm": lambda t, s, zs_, zt_: acm_loss(t, s, mapping=mapping),
+        "acm_affine": lambda t, s, zs_, zt_: acm_loss(t, s, mapping=mapping, transform="teacher_affine",
+                                                      affine=affine),
+        "kd": lambda t, s, zs_, zt_: kd_loss(zs_, zt_, temperature=10.0),
+        "mixup_ce": lambda t, s, zs_, zt_: mixup_ce(zs_, ya, yb, 0.3),
+        "direct": lambda t, s, zs_, zt_: direct_feature_loss(t, s, adapters=adapters),
+    }
+    for name, fn in calls.items():
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            got = fn(ft, fs, zs, zt)
+        assert got.dtype == torch.float32, name
+        ref = fn([f.float() for f in ft], [f.float() for f in fs], zs.float(), zt.float())  # fp32, no autocast
+        assert ref.dtype == torch.float32
+        torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-6, msg=name)
+        got.backward()
+        assert fs[-1].grad is not None or zs.grad is not None
+    assert fs[0].grad.dtype == torch.bfloat16  # gradients flow back into the bf16 activations
