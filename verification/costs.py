@@ -6,7 +6,8 @@ evaluations they need, their FLOPs, and GPU-hours on a reference GPU. Forward FL
 
 - a backward pass costs 2 forwards; an attack step (input gradient) costs a forward + backward = 3 forwards;
 - per training image: natural 3F; MixACM / KD 3F + F_teacher; PGD-k AT (3k + 3)F; Fast-AT 6F; ARD (3k + 6)F +
-  F_teacher; per epoch, validation on val_n images (clean F, plus 3F per PGD step when selecting by robustness);
+  F_teacher; TRADES / FAT (3k + 7)F (clean target, attack, both halves); MART (3k + 6)F; AWP-TRADES (3k + 13)F;
+  Free-AT 3mF per epoch with m replays (its epochs are already divided by m); per epoch, validation on val_n images (clean F, plus 3F per PGD step when selecting by robustness);
 - evaluation per test image: clean F; FGSM 4F; PGD-k 3kF; APGD-CE/DLR 300F; FAB 100 x 3F x min(K, 10);
   Square 5000F; AutoAttack (standard) = APGD-CE + APGD-T (9 x 100 steps) + FAB-T (9 x 100) + Square, an upper
   bound (AutoAttack attacks only the points still robust);
@@ -80,7 +81,9 @@ def run_cost(run) -> dict[str, float]:
     f_t = forward_flops(t[0], t[1], side) if t else 0.0
     steps = cfg.attack_steps
     per_image = {"natural": 3 * f_s, "mixacm": 3 * f_s + f_t, "kd": 3 * f_s + f_t, "fast_at": 6 * f_s,
-                 "pgd_at": (3 * steps + 3) * f_s, "ard": (3 * steps + 6) * f_s + f_t}[cfg.method]
+                 "pgd_at": (3 * steps + 3) * f_s, "ard": (3 * steps + 6) * f_s + f_t,
+                 "trades": (3 * steps + 7) * f_s, "fat": (3 * steps + 7) * f_s, "mart": (3 * steps + 6) * f_s,
+                 "awp": (3 * steps + 13) * f_s, "free_at": 3 * cfg.free_replays * f_s}[cfg.method]
     n_train = TRAIN_SIZE[ds] * cfg.data_fraction * (1 - cfg.val_fraction)
     val = (cfg.val_n or 0) * f_s * (1 + (3 * cfg.val_attack_steps if cfg.select_metric == "val_rob" else 0))
     train = cfg.epochs * (n_train * per_image + val)
