@@ -275,3 +275,24 @@ def test_losses_are_fp32_under_bf16_autocast(mapping):
         got.backward()
         assert fs[-1].grad is not None or zs.grad is not None
     assert fs[0].grad.dtype == torch.bfloat16  # gradients flow back into the bf16 activations
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_channel_max_gradient_is_amax_gradient(dtype, channels_last):
+    # g_c's custom backward must give PyTorch's amax gradient bit for bit, ties (split evenly) included
+    g = torch.Generator().manual_seed(0)
+    f = torch.randn(4, 6, 5, 5, generator=g).relu()  # whole zero channels: ties everywhere
+    f[0, 0] = 0.0
+    f[1, 2, 1:3, 1:4] = 7.0  # six tied maxima
+    f[2, 3] = f[2, 3].round()  # small-integer values: many ties
+    f = f.to(dtype)
+    if channels_last:
+        f = f.contiguous(memory_format=torch.channels_last)
+    w = torch.randn(4, 6, generator=g).to(dtype)
+    a = f.clone().requires_grad_()
+    (activated_channel_map(a) * w).sum().backward()
+    b = f.clone().requires_grad_()
+    (b.flatten(2).amax(dim=2) * w).sum().backward()
+    assert torch.equal(activated_channel_map(f), f.flatten(2).amax(dim=2))
+    assert a.grad.dtype == dtype and torch.equal(a.grad, b.grad)
