@@ -22,10 +22,11 @@ from mixacm.teachers import FrozenTeacher
 ARCH, BATCH, SIDE = "wrn-16-1", 32, 32  # same student for every method; teacher = same architecture (Table 4 row)
 
 
-def _setup(method: str):
+def _setup(method: str, overrides: dict | None = None):
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    cfg = load_config(None, {"method": method, "model": ARCH})  # paper defaults: eps 8/255, PGD-7 step 2/255
+    # paper defaults: eps 8/255, PGD-7 step 2/255; the compared methods with their own settings (overrides)
+    cfg = load_config(None, {"method": method, "model": ARCH, **(overrides or {})})
     student = build_model(ARCH, num_classes=10)
     teacher = FrozenTeacher(build_model(ARCH, num_classes=10))
     opt = torch.optim.SGD(student.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4)
@@ -36,10 +37,13 @@ def _setup(method: str):
     student.train()
 
     def step():
-        out = METHODS[method](ctx, x, y)
-        opt.zero_grad(set_to_none=True)
-        out.loss.backward()
-        opt.step()
+        for _ in range(cfg.free_replays):  # Free-AT: m replays of the minibatch
+            out = METHODS[method](ctx, x, y)
+            opt.zero_grad(set_to_none=True)
+            out.loss.backward()
+            opt.step()
+            if out.post_step is not None:
+                out.post_step()
 
     def teacher_forward():
         teacher.forward_features(x)
@@ -92,3 +96,38 @@ def test_step_time_ratios(record_property):
         f"{r['teacher_fwd_s']:.4f}s: ratio {r['mixacm_over_natural_plus_teacher']:.3f}, goal <= 1.10")
     assert r["pgd_at_over_mixacm"] >= 4, (
         f"PGD-7 AT step {r['pgd_at_s']:.4f}s / MixACM {r['mixacm_s']:.4f}s = {r['pgd_at_over_mixacm']:.2f}, goal >= 4")
+
+
+# Table 1 "Extra B.P. Steps" of each compared method (spec row -> method config of verification/specs.py)
+COMPARED = {"pgd7_at": "AT (Madry)", "trades": "TRADES", "mart": "MART", "awp": "AWP", "fat": "FAT",
+            "free_at": "Free AT", "mixacm": "Ours"}
+
+
+def test_compared_methods_step_cost(record_property):
+    """Cost of one minibatch (Free-AT: its m replays) relative to a natural step, beside the paper's 'Extra B.P.
+    Steps' column (every compared method has them; MixACM has none)."""
+    from verification import specs
+
+    fns = {"natural": _setup("natural")[0]}
+    for key in COMPARED:
+        over = {k: v for k, v in specs.METHOD_CONFIG[key].items()
+                if k not in ("method", "epochs", "select_metric")}
+        fns[key] = _setup(specs.METHOD_CONFIG[key]["method"], {**over, "awp_warmup_epochs": 0})[0]
+    for f in fns.values():
+        f()
+    times = {k: [] for k in fns}
+    for _ in range(3):
+        for k, f in fns.items():
+            t0 = time.perf_counter()
+            f()
+            times[k].append(time.perf_counter() - t0)
+    best = {k: min(v) for k, v in times.items()}
+    ratios = {k: best[k] / best["natural"] for k in COMPARED}
+    lines = [f"{COMPARED[k]:<12} {best[k]:.4f} s  {ratios[k]:5.2f} x natural  extra B.P. steps: "
+             f"{'no' if k == 'mixacm' else 'yes'}" for k in COMPARED]
+    print("\nper-minibatch cost (WRN-16-1, batch 32, 1 thread):\n" + "\n".join(lines))
+    for k, v in ratios.items():
+        record_property(f"{k}_over_natural", v)
+    for k in COMPARED:
+        if k != "mixacm":
+            assert ratios[k] >= 2.0, f"{COMPARED[k]}: {ratios[k]:.2f} x natural; an adversarial method costs more"
