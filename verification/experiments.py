@@ -14,6 +14,7 @@ Nothing here is read back from a stored result of an earlier session: a fresh OU
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -115,7 +116,30 @@ def _train_one(plan: Plan, run: RunSpec, seed: int, out: Path, teacher_ckpt: str
     if teacher_ckpt is not None:
         overrides["teacher"] = teacher_ckpt
     cfg = load_config(None, overrides)
-    return train(cfg, run_dir, resume=(run_dir / "last.pt").is_file())
+    launcher = os.environ.get("MIXACM_TORCHRUN")
+    if not launcher:
+        return train(cfg, run_dir, resume=(run_dir / "last.pt").is_file())
+    return _train_torchrun(cfg, run_dir, launcher)
+
+
+def _train_torchrun(cfg, run_dir: Path, launcher: str) -> dict[str, Any]:
+    """The same training through torchrun (``$MIXACM_TORCHRUN`` holds its flags, e.g. ``--nproc_per_node=8`` or
+    the rendezvous flags of a multi-node job): ``mixacm train`` on the resolved config, exactly as a user runs it."""
+    import shlex
+    import subprocess
+    import sys
+
+    from mixacm.config import to_dict
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    cfg_path = run_dir / "requested_config.json"
+    cfg_path.write_text(json.dumps(to_dict(cfg), indent=1))
+    cmd = [sys.executable, "-m", "torch.distributed.run", *shlex.split(launcher), "-m", "mixacm.cli", "train",
+           str(cfg_path), "--run-dir", str(run_dir)] + (["--resume"] if (run_dir / "last.pt").is_file() else [])
+    proc = subprocess.run(cmd)
+    if proc.returncode != 0:
+        raise RuntimeError(f"torchrun training of {run_dir} failed (exit {proc.returncode}): {shlex.join(cmd)}")
+    return json.loads((run_dir / "summary.json").read_text())
 
 
 def _eps_tag(plan: Plan, eps: float) -> str:
