@@ -262,6 +262,13 @@ def _pair(cond: dict) -> str:
 
 
 def claim_views(records: list[dict], cell_ids: set[str]) -> list[dict]:
+    dsets = {r["setting"].get("dataset") for r in records} - {None}
+    if dsets and not any(is_cifar10(d) for d in dsets):
+        # the claims name the paper's CIFAR-10 rows; our numbers are on other data: do not call them CIFAR-10
+        def rel(s: str) -> str:
+            return re.sub(r"CIFAR-10\s*/\s*", "", plain(s))
+    else:
+        rel = plain
     out = []
     for c in claims_mod.evaluate_claims(records, paper=True):
         paper_by_text = {n["condition"]: n for n in c["paper_numbers"]}
@@ -275,10 +282,10 @@ def claim_views(records: list[dict], cell_ids: set[str]) -> list[dict]:
                     t, _, rest = q["label"].partition("/")
                     row, _, col = rest.rpartition("/")
                     anchor = cell_anchor(t, row, col)
-                    links.append({"label": q["label"], "href": "#" + anchor if anchor in cell_ids
+                    links.append({"label": rel(q["label"]), "href": "#" + anchor if anchor in cell_ids
                                   else (f"#{t}" if t.startswith("fig") else "")})
             conds.append({
-                "text": plain(n["condition"]), "ours": _pair(n), "paper": _pair(p) if p else "",
+                "text": rel(n["condition"]), "ours": _pair(n), "paper": _pair(p) if p else "",
                 "status": n["status"], "colour": COLOURS.get(n["status"], "#6b6b6b"),
                 "paper_status": p["status"] if p else "", "paper_colour": COLOURS.get(p["status"], "#6b6b6b") if p else "",
                 "delta": "" if n.get("delta") is None else f"{n['delta']:+.2f}",
@@ -293,7 +300,7 @@ def claim_views(records: list[dict], cell_ids: set[str]) -> list[dict]:
         out.append({"id": c["id"], "num": f"C{len(out) + 1}", "anchor": "claim-" + c["id"],
                     "statement": plain(c["statement"]),
                     "source": plain(c["source"]), "rule": plain(c["rule"]), "verdict": c["verdict"],
-                    "colour": COLOURS[c["verdict"]], "reason": plain(c["reason"]),
+                    "colour": COLOURS[c["verdict"]], "reason": rel(c["reason"]),
                     "paper_verdict": c["paper_verdict"] or "n/a", "paper_colour": COLOURS[c["paper_verdict"] or "n/a"],
                     "paper_reason": plain(c["paper_reason"]), "conditions": conds})
     return out
@@ -340,8 +347,9 @@ def eval_scale(recs: list[dict]) -> str:
         merged.setdefault(tuple(labs), n)
     for labs, n in sorted(merged.items(), key=lambda kv: kv[0][0] != "clean"):
         parts.append(f"{', '.join(labs)}: {n} test images" if n else f"{', '.join(labs)}: the plan's test subset")
-    eps = sorted({r["setting"].get("eps") for r in recs if r["setting"].get("eps")})
-    tail = f"; eps {', '.join(f'{e * 255:.3g}/255' for e in eps)}" if eps else ""
+    eps = sorted({(f"{e * 255:.3g}/255" if isinstance(e, (int, float)) else str(e))
+                  for r in recs for e in [r["setting"].get("eps")] if e})
+    tail = f"; eps {', '.join(eps)}" if eps else ""
     return "; ".join(parts) + tail
 
 

@@ -134,8 +134,9 @@ def grouped_bars(panels: list[dict[str, Any]], *, ylabel: str) -> str:
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: _num(v)))
         ax.grid(axis="x", visible=False)
     axes[0][0].set_ylabel(ylabel)
-    axes[0][0].legend(loc="upper right", frameon=False)
     fig.tight_layout()
+    h, lab = axes[0][0].get_legend_handles_labels()
+    fig.legend(h, lab, loc="lower center", ncol=len(lab), frameon=False, bbox_to_anchor=(0.5, 1.0))
     return _to_svg(fig)
 
 
