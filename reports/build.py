@@ -1,23 +1,28 @@
 """``mixacm report``: render paper data + results JSON (+ theory JSON) into ONE self-contained HTML file.
 
-All computing happens here in Python (differences, verdicts, colours, SVG figures); the Jinja2 templates in
-``reports/templates/`` only render the prepared view-model dicts. Inputs:
+The report only shows numbers that are in its inputs: records (``verification/schema.py``), the claims evaluated on
+them (``verification/claims.py``), the paper's tables (``verification/paper/``), evaluations (``evals/*.json``: self
+checks, the teacher's accuracy) and run directories (``runs/<key>/seed<s>/{meta,config,summary}.json`` and
+``metrics.jsonl``) found next to the results. Python here prepares view-model dicts (grouping, formatting, figures
+via ``reports/figures.py``); the Jinja2 templates in ``reports/templates/`` only render them. Inputs:
 
-- ``--results DIR_OR_FILE ...``: results files in the schema of ``verification/schema.py`` (a directory is searched
-  recursively for ``*.json`` holding ``provenance`` + ``results``); ``*.json`` holding ``acm_profiles``
-  (``{"acm_profiles": {"block 3": {"teacher": [...], "student": [...], "natural": [...]}}}``) feed Supp. Fig. 4.
+- ``--results DIR_OR_FILE ...``: results files (a directory is searched recursively for ``*.json`` holding
+  ``provenance`` + ``results``; evaluations and run directories are read from the same directories);
+  ``*.json`` holding ACM profiles feed Supp. Fig. 4.
 - ``--theory reports/out/theory.json``: output of ``python -m theory`` (``claims`` + ``errata``), if present.
 - ``--out reports/out/report.html``.
 
-Cells without results are shown as "not run" -- never blank, never invented.
+Layout: what the reader came for first (setting, teacher, claims tally, one line per claim: ours vs paper), then the
+figures, then the paper's tables (rows without results folded away), claim details, evaluator self-checks, theory and
+per-run provenance. Cells without results say "not run" -- never blank, never invented.
 """
 from __future__ import annotations
 
 import argparse
-import html
 import json
-import math
+import re
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +36,17 @@ DEFAULT_OUT = Path("reports/out/report.html")
 DEFAULT_THEORY = Path("reports/out/theory.json")
 COLOURS = {"pass": "#1b7f3b", "fail": "#b3261e", "not run": "#6b6b6b", "no paper value": "#6b6b6b",
            "reproduced": "#1b7f3b", "not reproduced": "#b3261e", "inconclusive": "#9a6700", "n/a": "#6b6b6b",
-           "scaled": "#3d5a80"}
+           "scaled": "#3d5a80", "holds": "#1b7f3b", "fails": "#b3261e", "unclear": "#9a6700",
+           "ok": "#1b7f3b", "flag": "#b3261e", "skipped": "#6b6b6b"}
+DATASETS = {"cifar10": "CIFAR-10", "cifar10-jpeg": "CIFAR-10 (JPEG q75 copy)", "cifar100": "CIFAR-100",
+            "digits": "digits (scikit-learn 8×8)", "imagenet": "ImageNet"}
+ATTACKS = {"clean": "clean", "autoattack": "AutoAttack", "fgsm": "FGSM", "square": "Square", "apgd-ce": "APGD-CE",
+           "apgd-dlr": "APGD-DLR", "fab": "FAB", "step_time_s": "step time"}
+EVAL_STEM = re.compile(r"^(?P<run>.+)-s(?P<seed>\d+)(?P<suffix>(?:-aa)?(?:-eps[\d.]+_255)?)(?P<aside>-n\d+)?$")
 
 
 # ------------------------------------------------------------------------------------------------ loading
-def load_inputs(paths: list[str]) -> tuple[list[dict], list[dict], dict]:
-    """-> (results files, records, acm profiles). Invalid results files raise SchemaError naming the file."""
+def _input_files(paths: list[str]) -> list[Path]:
     files: list[Path] = []
     for p in paths:
         path = Path(p)
@@ -46,8 +56,13 @@ def load_inputs(paths: list[str]) -> tuple[list[dict], list[dict], dict]:
             files.append(path)
         else:
             raise FileNotFoundError(f"--results {p}: no such file or directory")
+    return files
+
+
+def load_inputs(paths: list[str]) -> tuple[list[dict], list[dict], dict]:
+    """-> (results files, records, acm profiles). Invalid results files raise SchemaError naming the file."""
     results, records, profiles = [], [], {}
-    for f in files:
+    for f in _input_files(paths):
         try:
             obj = json.loads(f.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError):
@@ -68,6 +83,54 @@ def load_inputs(paths: list[str]) -> tuple[list[dict], list[dict], dict]:
     return results, records, profiles
 
 
+def load_run_files(paths: list[str]) -> tuple[dict[str, dict], dict[tuple[str, int], dict]]:
+    """Evaluations (``evals/<run>-s<seed>[-aa][-n<N>].json``, schema mixacm.evaluate) and run directories
+    (``runs/<key>/seed<s>/``) in the directories of the inputs (a results file: its directory)."""
+    roots = []
+    for p in paths:
+        path = Path(p)
+        root = path if path.is_dir() else path.parent
+        if root not in roots:
+            roots.append(root)
+    evals: dict[str, dict] = {}
+    runs: dict[tuple[str, int], dict] = {}
+    for root in roots:
+        for f in sorted(root.rglob("evals/*.json")):
+            try:
+                obj = json.loads(f.read_text(encoding="utf-8"))
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                continue
+            if isinstance(obj, dict) and str(obj.get("schema", "")).startswith("mixacm.evaluate"):
+                evals[f.stem] = {**obj, "path": str(f)}
+        for d in sorted(root.rglob("runs/*/seed*")):
+            if not d.is_dir() or not d.name[4:].isdigit():
+                continue
+            entry: dict[str, Any] = {"dir": str(d)}
+            for name in ("meta", "config", "summary"):
+                try:
+                    entry[name] = json.loads((d / f"{name}.json").read_text(encoding="utf-8"))
+                except (OSError, json.JSONDecodeError):
+                    entry[name] = None
+            rows = []
+            if (d / "metrics.jsonl").is_file():
+                for ln in (d / "metrics.jsonl").read_text(encoding="utf-8").splitlines():
+                    try:
+                        rows.append(json.loads(ln))
+                    except json.JSONDecodeError:
+                        continue
+            entry["metrics"] = rows
+            runs[(d.parent.name, int(d.name[4:]))] = entry
+    return evals, runs
+
+
+# ------------------------------------------------------------------------------------------------ formatting
+def plain(s: Any) -> str:
+    """Prose from the sources without markup: RST/Markdown backticks and ``**`` removed."""
+    s = "" if s is None else str(s)
+    s = re.sub(r"`+([^`]*)`+(_?)", r"\1", s)
+    return s.replace("**", "").replace("`", "'")
+
+
 def _fmt(v: float | None, std: float | None = None, n: int | None = None) -> str:
     if v is None:
         return "–"
@@ -79,166 +142,652 @@ def _fmt(v: float | None, std: float | None = None, n: int | None = None) -> str
     return s
 
 
-# ------------------------------------------------------------------------------------------------ view models
-def table_views(records: list[dict]) -> list[dict]:
+def _secs(s: float | None) -> str:
+    if s is None:
+        return "–"
+    if s >= 3600:
+        return f"{s / 3600:.1f} h"
+    if s >= 90:
+        return f"{s / 60:.0f} min"
+    return f"{s:.0f} s"
+
+
+def dataset_label(name: str | None) -> str:
+    return DATASETS.get(name or "", name or "unknown data")
+
+
+def is_cifar10(name: str | None) -> bool:
+    return bool(name) and name.startswith("cifar10") and not name.startswith("cifar100")
+
+
+def attack_label(a: str | None) -> str:
+    if not a:
+        return "–"
+    m = re.fullmatch(r"(pgd|cw)(\d+)", a)
+    if m:
+        return f"{m.group(1).upper()}-{m.group(2)}"
+    return ATTACKS.get(a, a)
+
+
+def slug(*parts: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", "-".join(parts)).strip("-").lower()
+
+
+def cell_anchor(table: str, row: str, column: str) -> str:
+    return "cell-" + slug(table, row, column)
+
+
+def _is_metric_row(name: str) -> bool:
+    return name in ("Accuracy", "Robustness", "Acc.", "Rob.")
+
+
+def _metric(rec: dict) -> str:
+    a = rec["setting"].get("attack")
+    return "clean" if a == "clean" else "robust"
+
+
+# ------------------------------------------------------------------------------------------------ self-checks
+def eval_keys(rec: dict) -> list[str]:
+    """The evaluation files behind a record: ``<run>-s<seed>`` (+ ``-aa`` for AutoAttack cells)."""
+    run = rec["setting"].get("run")
+    if not run:
+        return []
+    suffix = "-aa" if rec["setting"].get("attack") == "autoattack" else ""
+    return [f"{run}-s{s}{suffix}" for s in rec["seeds"]]
+
+
+def _problems(ev: dict) -> list[dict]:
+    out = [{"kind": "flag", "name": c.get("name", "?"), "detail": plain(c.get("detail", ""))}
+           for c in ev.get("self_checks") or [] if c.get("status") == "flag"]
+    out += [{"kind": "warning", "name": "warning", "detail": plain(w if isinstance(w, str) else json.dumps(w))}
+            for w in ev.get("warnings") or []]
+    return out
+
+
+def _summary_line(problems: list[dict]) -> dict:
+    """One line per evaluation: the flag names (a warning repeating a flag's detail is not listed twice)."""
+    flags = [p for p in problems if p["kind"] == "flag"]
+    details = {p["detail"] for p in flags}
+    extra = [p for p in problems if p["kind"] == "warning" and p["detail"] not in details]
+    names = [p["name"] for p in flags] + [f"warning: {p['detail'][:80]}" for p in extra]
+    detail = (flags or extra)[0]["detail"] if (flags or extra) else ""
+    n_dup = sum(1 for p in problems if p["kind"] == "warning" and p["detail"] in details)
+    return {"names": ", ".join(names), "detail": detail if len(detail) <= 110 else detail[:107] + "...",
+            "full": detail, "dup": f" (also raised as a warning)" if n_dup else ""}
+
+
+def selfcheck_view(evals: dict[str, dict]) -> dict:
+    rows = []
+    for stem, ev in sorted(evals.items()):
+        m = EVAL_STEM.match(stem)
+        checks = ev.get("self_checks") or []
+        cnt = {k: sum(1 for c in checks if c.get("status") == k) for k in ("ok", "flag", "skipped")}
+        attacks = ", ".join(attack_label(a) for a in (ev.get("config") or {}).get("attacks", []))
+        rows.append({"stem": stem, "anchor": "eval-" + slug(stem), "run": m.group("run") if m else stem,
+                     "seed": m.group("seed") if m else "", "set_aside": bool(m and m.group("aside")),
+                     "n": ev.get("n_eval"), "attacks": attacks or "clean only", **cnt,
+                     "problems": _problems(ev), "line": _summary_line(_problems(ev)),
+                     "skipped": [f"{c.get('name')}: {plain(c.get('detail'))}" for c in checks
+                                 if c.get("status") == "skipped"]})
+    n_flags = sum(r["flag"] for r in rows)
+    n_warn = sum(len([p for p in r["problems"] if p["kind"] == "warning"]) for r in rows)
+    return {"rows": rows, "n": len(rows), "n_flags": n_flags, "n_warnings": n_warn,
+            "flagged": [r for r in rows if r["problems"]]}
+
+
+def cell_problems(recs: list[dict], evals: dict[str, dict]) -> list[dict]:
+    """One entry per evaluation behind the cell that raised a flag or warning."""
+    out = []
+    for r in recs:
+        for k in eval_keys(r):
+            probs = _problems(evals[k]) if k in evals else []
+            if probs:
+                out.append({**_summary_line(probs), "eval": k, "anchor": "eval-" + slug(k)})
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ claims
+def _side(q: dict | None) -> str:
+    if not q or q.get("mean") is None:
+        return "?"
+    return _fmt(q["mean"], q.get("std"))
+
+
+def _pair(cond: dict) -> str:
+    if cond.get("a") is None:
+        return ""
+    if cond.get("b") is None:
+        return _side(cond["a"])
+    return f"{_side(cond['a'])} vs {_side(cond['b'])}"
+
+
+def claim_views(records: list[dict], cell_ids: set[str]) -> list[dict]:
+    dsets = {r["setting"].get("dataset") for r in records} - {None}
+    if dsets and not any(is_cifar10(d) for d in dsets):
+        # the claims name the paper's CIFAR-10 rows; our numbers are on other data: do not call them CIFAR-10
+        def rel(s: str) -> str:
+            return re.sub(r"CIFAR-10\s*/\s*", "", plain(s))
+    else:
+        rel = plain
+    out = []
+    for c in claims_mod.evaluate_claims(records, paper=True):
+        paper_by_text = {n["condition"]: n for n in c["paper_numbers"]}
+        conds = []
+        for i, n in enumerate(c["numbers"]):
+            p = paper_by_text.get(n["condition"]) or (c["paper_numbers"][i] if i < len(c["paper_numbers"]) else None)
+            links = []
+            for side in ("a", "b"):
+                q = n.get(side)
+                if q and q.get("label"):
+                    t, _, rest = q["label"].partition("/")
+                    row, _, col = rest.rpartition("/")
+                    anchor = cell_anchor(t, row, col)
+                    links.append({"label": rel(q["label"]), "href": "#" + anchor if anchor in cell_ids
+                                  else (f"#{t}" if t.startswith("fig") else "")})
+            conds.append({
+                "text": rel(n["condition"]), "ours": _pair(n), "paper": _pair(p) if p else "",
+                "status": n["status"], "colour": COLOURS.get(n["status"], "#6b6b6b"),
+                "paper_status": p["status"] if p else "", "paper_colour": COLOURS.get(p["status"], "#6b6b6b") if p else "",
+                "delta": "" if n.get("delta") is None else f"{n['delta']:+.2f}",
+                "threshold": "" if n.get("threshold") is None else f"{n['threshold']:.2f}",
+                "reason": plain(n.get("reason")), "links": links,
+                "n": "/".join(str(n[s]["n"]) for s in ("a", "b") if n.get(s)),
+            })
+        if not conds and c["paper_numbers"]:  # ours missing an input: still show what the paper says
+            conds = [{"text": plain(p["condition"]), "ours": "", "paper": _pair(p), "status": "", "colour": "",
+                      "paper_status": p["status"], "paper_colour": COLOURS.get(p["status"], "#6b6b6b"), "delta": "",
+                      "threshold": "", "reason": "", "links": [], "n": ""} for p in c["paper_numbers"]]
+        out.append({"id": c["id"], "num": f"C{len(out) + 1}", "anchor": "claim-" + c["id"],
+                    "statement": plain(c["statement"]),
+                    "source": plain(c["source"]), "rule": plain(c["rule"]), "verdict": c["verdict"],
+                    "colour": COLOURS[c["verdict"]], "reason": rel(c["reason"]),
+                    "paper_verdict": c["paper_verdict"] or "n/a", "paper_colour": COLOURS[c["paper_verdict"] or "n/a"],
+                    "paper_reason": plain(c["paper_reason"]), "conditions": conds})
+    return out
+
+
+def claims_by_cell(claims: list[dict]) -> dict[str, list[dict]]:
+    """cell anchor -> the claims whose numbers name that cell ({"num", "anchor", "id"})."""
+    out: dict[str, list[dict]] = {}
+    for c in claims:
+        for cond in c["conditions"]:
+            for link in cond["links"]:
+                if link["href"].startswith("#cell-"):
+                    lst = out.setdefault(link["href"][1:], [])
+                    if all(x["id"] != c["id"] for x in lst):
+                        lst.append({"num": c["num"], "anchor": c["anchor"], "id": c["id"]})
+    return out
+
+
+def tally(claims: list[dict]) -> list[dict]:
+    return [{"verdict": v, "n": sum(1 for c in claims if c["verdict"] == v), "colour": COLOURS[v]}
+            for v in schema.CLAIM_VERDICTS]
+
+
+# ------------------------------------------------------------------------------------------------ tables
+def _scale_train_part(scale: str) -> str:
+    """The recorded scale string without its evaluation part (stated per attack from the records instead)."""
+    return "; ".join(p.strip() for p in scale.split(";") if "test image" not in p).strip()
+
+
+def eval_scale(recs: list[dict]) -> str:
+    """'clean, PGD-20: 500 test images (seeds 0, 1); AutoAttack: 500 test images (seeds 0, 1)' from the settings."""
+    by: dict[tuple, list[str]] = {}
+    for r in recs:
+        s = r["setting"]
+        if s.get("attack") in (None, "step_time_s"):
+            continue
+        key = s.get("eval_n")
+        lab = attack_label(s.get("attack"))
+        if lab not in by.setdefault(key, []):
+            by[key].append(lab)
+    parts = []
+    merged: dict[tuple, Any] = {}
+    for n, labs in by.items():  # attacks evaluated on the same number of images share one phrase
+        merged.setdefault(tuple(labs), n)
+    for labs, n in sorted(merged.items(), key=lambda kv: kv[0][0] != "clean"):
+        parts.append(f"{', '.join(labs)}: {n} test images" if n else f"{', '.join(labs)}: the plan's test subset")
+    eps = sorted({(f"{e * 255:.3g}/255" if isinstance(e, (int, float)) else str(e))
+                  for r in recs for e in [r["setting"].get("eps")] if e})
+    tail = f"; eps {', '.join(eps)}" if eps else ""
+    return "; ".join(parts) + tail
+
+
+def table_views(records: list[dict], evals: dict[str, dict] | None = None,
+                by_cell_claims: dict[str, list[str]] | None = None) -> list[dict]:
+    evals, by_cell_claims = evals or {}, by_cell_claims or {}
     by_cell: dict[tuple, list[dict]] = {}
     for r in records:
         by_cell.setdefault((r["table"], r["row"], r["column"]), []).append(r)
     views = []
     for name, t in paper_data.load_all().items():
-        rows: dict[str, list[dict]] = {}
+        columns: list[str] = []
+        for c in t["cells"]:
+            if c["column"] not in columns:
+                columns.append(c["column"])
+        rows: dict[str, dict] = {}
         counts = {"pass": 0, "fail": 0, "not run": 0, "no paper value": 0, "scaled": 0}
+        table_recs: list[dict] = []
         for c in t["cells"]:
             recs = by_cell.get((c["table"], c["row"], c["column"]), [])
-            tol = compare.tolerance_for(c)
-            entry = {"column": c["column"], "paper": _fmt(c["value"], c["std"]), "tolerance": f"±{tol:.2f}",
-                     "ours": "not run", "diff": "", "verdict": "not run", "scale": "", "attack": c["setting"].get("attack") or ""}
+            anchor = cell_anchor(c["table"], c["row"], c["column"])
+            entry = {"column": c["column"], "anchor": anchor, "paper": _fmt(c["value"], c["std"]), "ours": "",
+                     "verdict": "not run", "compare": "", "problems": [], "claims": by_cell_claims.get(anchor, []),
+                     "note": "", "dataset": None}
             if recs:
                 r = recs[-1]
+                table_recs += recs
                 cmp = compare.compare(r, c)
-                entry.update(ours=_fmt(r["value"], r["std"], r["n_runs"]),
-                             diff="" if cmp.difference is None else f"{cmp.difference:+.2f}",
+                entry.update(ours=_fmt(r["value"], r["std"], r["n_runs"]), dataset=r["setting"].get("dataset"),
                              verdict={True: "pass", False: "fail", None: "no paper value"}[cmp.passed],
-                             scale=str(r["setting"].get("scale") or ""))
-                if entry["scale"] and cmp.passed is not None:
-                    # a scaled-down run (smoke/cpu tier) is not held to the paper-scale tolerance
-                    entry["verdict"] = "scaled"
+                             problems=cell_problems([r], evals))
+                if r["setting"].get("scale") and cmp.passed is not None:
+                    entry["verdict"] = "scaled"  # a scaled-down run is not held to the paper-scale tolerance
+                elif cmp.difference is not None:
+                    entry["compare"] = f"{cmp.difference:+.2f} (tolerance ±{compare.tolerance_for(c):.2f})"
                 if len(recs) > 1:
-                    entry["scale"] += f" ({len(recs)} results; last shown)"
+                    entry["note"] = f"{len(recs)} results for this cell; the last is shown"
             elif c["missing"]:
                 entry["verdict"] = "no paper value"
             entry["colour"] = COLOURS[entry["verdict"]]
             counts[entry["verdict"]] += 1
-            rows.setdefault(c["row"], []).append(entry)
-        views.append({"id": name, "title": t["title"], "number": name[5:], "source": f"{t['file']} line {t['caption_line']}",
-                      "rows": [{"row": k, "cells": v} for k, v in rows.items()], "notes": t["notes"],
-                      "counts": counts})
+            rows.setdefault(c["row"], {"row": c["row"], "cells": {}, "measured": False})
+            rows[c["row"]]["cells"][c["column"]] = entry
+            rows[c["row"]]["measured"] |= bool(recs)
+        for row in rows.values():
+            row["cells"] = [row["cells"].get(col) or {"column": col, "anchor": "", "paper": "", "ours": "",
+                                                      "verdict": "", "compare": "", "problems": [], "claims": [],
+                                                      "note": "", "colour": "", "dataset": None}
+                            for col in columns]
+            datasets = {c["dataset"] for c in row["cells"] if c["dataset"]}
+            row["label"], row["paper_label"] = row["row"], ""
+            if datasets and not all(is_cifar10(d) for d in datasets) and "CIFAR-10" in row["row"]:
+                # the paper's row name says CIFAR-10; our numbers are on other data: say which
+                row["label"] = re.sub(r"CIFAR-10\s*(/|:)?\s*", "", row["row"]).strip() or row["row"]
+                row["paper_label"] = row["row"]
+            row["data"] = ", ".join(dataset_label(d) for d in sorted(datasets))
+        measured = [r for r in rows.values() if r["measured"]]
+        live = [i for i, col in enumerate(columns) if any(r["cells"][i]["ours"] for r in measured)]
+        for r in measured:
+            r["shown"] = [r["cells"][i] for i in live]
+        for r in rows.values():
+            r.setdefault("shown", r["cells"])
+        dead = [columns[i] for i in range(len(columns)) if i not in live] if measured else []
+        folded = list(rows.values()) if dead else [r for r in rows.values() if not r["measured"]]
+        all_ds = {d for r in table_recs for d in [r["setting"].get("dataset")] if d}
+        scales = sorted({_scale_train_part(str(r["setting"].get("scale"))) for r in table_recs
+                         if r["setting"].get("scale")})
+        views.append({"id": name, "title": t["title"], "number": name[5:],
+                      "source": f"{t['file']} line {t['caption_line']}", "columns": columns,
+                      "live_columns": [columns[i] for i in live] if measured else columns, "dead_columns": dead,
+                      "show_data": len(all_ds) > 1 or any(not is_cifar10(d) for d in all_ds),
+                      "n_not_run_rows": sum(1 for r in rows.values() if not r["measured"]),
+                      "measured": measured, "folded": folded,
+                      "notes": [plain(n) for n in t["notes"]], "counts": counts,
+                      "scale": "; ".join(s for s in scales if s), "eval_scale": eval_scale(table_recs),
+                      "datasets": ", ".join(dataset_label(d) for d in sorted({r["setting"].get("dataset")
+                                                                              for r in table_recs} - {None}))})
+    views.sort(key=lambda v: not v["measured"])  # tables with results first
     return views
 
 
-def claim_views(records: list[dict]) -> list[dict]:
-    out = []
-    for c in claims_mod.evaluate_claims(records, paper=True):
-        def lines(conds):
-            return [f"{n['condition']}: Δ={n['delta']} thr={n['threshold']} → {n['status']}" if n.get("delta") is not None
-                    else f"{n['condition']} → {n['status']}" for n in conds]
-        out.append({"id": c["id"], "statement": c["statement"], "source": c["source"], "rule": c["rule"],
-                    "verdict": c["verdict"], "colour": COLOURS[c["verdict"]], "reason": c["reason"] or "",
-                    "numbers": lines(c["numbers"]), "paper_verdict": c["paper_verdict"] or "n/a",
-                    "paper_colour": COLOURS[c["paper_verdict"] or "n/a"], "paper_reason": c["paper_reason"] or "",
-                    "paper_numbers": lines(c["paper_numbers"])})
+# ------------------------------------------------------------------------------------------------ setting
+def _teacher_keys(records: list[dict]) -> list[str]:
+    keys = [r["setting"].get("teacher") for r in records if r["setting"].get("teacher")]
+    return list(dict.fromkeys(["teacher", *keys]))
+
+
+def teacher_view(records: list[dict], evals: dict[str, dict], runs: dict) -> dict:
+    """The teacher's own accuracy (the ceiling of any transfer): its records (setting.run == teacher) if any, else
+    its evaluation files."""
+    keys = _teacher_keys(records)
+    recs = [r for r in records if r["setting"].get("run") in keys]
+    acc: dict[str, str] = {}
+    n_eval: set = set()
+    source = ""
+    if recs:
+        for r in recs:
+            acc.setdefault(attack_label(r["setting"].get("attack")), _fmt(r["value"], r["std"], r["n_runs"]))
+            n_eval.add(r["setting"].get("eval_n"))
+        source = "teacher records"
+    else:
+        found = []
+        for stem, ev in sorted(evals.items()):
+            m = EVAL_STEM.match(stem)
+            if m and m.group("run") in keys and not m.group("aside"):
+                found.append(stem)
+                acc.setdefault("clean", _fmt(100 * ev["clean"]["accuracy"]))
+                for a, res in ev.get("attacks", {}).items():
+                    acc.setdefault(attack_label(a), _fmt(100 * res["robust_accuracy"]))
+                n_eval.add(ev.get("n_eval"))
+        source = ", ".join(f"evals/{s}.json" for s in found)
+    if not acc:
+        return {"present": False, "keys": keys}
+    model = ""
+    for (k, _s), run in sorted(runs.items()):
+        if k in keys and run.get("config"):
+            model = run["config"].get("model", "")
+            break
+    items = [{"what": "clean", "value": acc.pop("clean", "not recorded")}]
+    pgd = [k for k in acc if k.startswith("PGD")]
+    items += [{"what": k, "value": acc.pop(k)} for k in pgd]
+    items.append({"what": "AutoAttack", "value": acc.pop("AutoAttack", "not recorded")})
+    items += [{"what": k, "value": v} for k, v in acc.items()]
+    return {"present": True, "keys": keys, "model": model, "accs": items, "source": source,
+            "n_eval": ", ".join(str(n) for n in sorted(x for x in n_eval if x))}
+
+
+def setting_view(results: list[dict], records: list[dict], evals: dict, runs: dict) -> list[dict]:
+    rows: list[dict] = []
+    accs = [r for r in records if r["table"] not in ("bench", "fig4")]
+    dsets = sorted({r["setting"].get("dataset") for r in records} - {None})
+    rows.append({"what": "data", "value": ", ".join(dataset_label(d) for d in dsets) or "–"})
+    fracs = sorted({(r.get("config") or {}).get("train", {}).get("data_fraction") for r in accs} - {None})
+    if fracs:
+        rows.append({"what": "student training data", "value": ", ".join(f"{f * 100:g}%" for f in fracs)
+                     + " of the training set (per run config)"})
+    scales = sorted({_scale_train_part(str(r["setting"]["scale"])) for r in records if r["setting"].get("scale")})
+    scales += sorted({_scale_train_part(str(p["provenance"]["scale"])) for p in results
+                      if p["provenance"].get("scale")} - set(scales))
+    if scales:
+        rows.append({"what": "scale (as recorded)", "value": "; ".join(scales)})
+    students = sorted({r["setting"].get("student") for r in accs if r["setting"].get("student")})
+    rows.append({"what": "students", "value": ", ".join(students) or "–"})
+    methods = sorted({r["setting"].get("method") for r in accs if r["setting"].get("method")})
+    if methods:
+        rows.append({"what": "methods", "value": ", ".join(methods)})
+    epochs = sorted({(r.get("config") or {}).get("train", {}).get("epochs") for r in accs} - {None})
+    if epochs:
+        rows.append({"what": "student epochs", "value": ", ".join(map(str, epochs))})
+    seeds = sorted({s for r in records for s in r["seeds"]})
+    rows.append({"what": "seeds", "value": ", ".join(map(str, seeds)) or "–"})
+    rows.append({"what": "evaluation", "value": eval_scale(accs) or "–"})
+    cost = []
+    for p in results:
+        pv = p["provenance"]
+        tr, ev = pv.get("train_wall_time_s") or {}, pv.get("eval_wall_time_s") or {}
+        parts = [f"{pv['tier']} tier on {pv['machine']}"]
+        if pv.get("plan_compute_s"):
+            parts.append(f"{_secs(pv['plan_compute_s'])} of compute for the whole plan")
+        if tr:
+            parts.append(f"training {_secs(sum(tr.values()))} over {len(tr)} runs")
+        if ev:
+            parts.append(f"evaluation {_secs(sum(ev.values()))} over {len(ev)} evaluations")
+        parts.append(f"this session {_secs(pv['wall_time_s'])}")
+        cost.append(", ".join(parts))
+    rows.append({"what": "compute cost", "value": "; ".join(cost) or "–"})
+    return rows
+
+
+# ------------------------------------------------------------------------------------------------ figures
+def _by_run(records: list[dict]) -> dict[str, dict[str, dict]]:
+    """run key -> attack -> the record (first seen) for clean/robust accuracy records."""
+    out: dict[str, dict[str, dict]] = {}
+    for r in records:
+        run, a = r["setting"].get("run"), r["setting"].get("attack")
+        if run and a and a not in ("step_time_s",) and r["table"] != "bench":
+            out.setdefault(run, {}).setdefault(a, r)
     return out
 
 
+def _std(r: dict | None) -> float | None:
+    return r["std"] if r and r["n_runs"] > 1 else None
+
+
+def _pgd(attacks: dict[str, dict]) -> tuple[str | None, dict | None]:
+    for a in sorted(attacks):
+        if a.startswith("pgd"):
+            return a, attacks[a]
+    return None, None
+
+
+def figure_views(records: list[dict], profiles: dict, evals: dict, runs: dict, teacher: dict) -> list[dict]:
+    from reports import figures as F
+
+    datasets = sorted({r["setting"].get("dataset") for r in records} - {None})
+    data = ", ".join(dataset_label(d) for d in datasets) or "the plan's data"
+    byrun = _by_run(records)
+    figs = []
+
+    # clean vs robust, every run
+    points, pgd_names, n_eval = [], set(), set()
+    for run, att in sorted(byrun.items()):
+        a, rob = _pgd(att)
+        clean = att.get("clean")
+        if clean is None or rob is None:
+            continue
+        pgd_names.add(attack_label(a))
+        n_eval.add(rob["setting"].get("eval_n"))
+        kind = "teacher" if run in teacher.get("keys", []) else (
+            "baseline" if rob["setting"].get("method") in ("pgd7_at", "pgd_at", "natural", "fast_at") else "student")
+        points.append({"label": run, "clean": clean["value"], "clean_std": _std(clean), "robust": rob["value"],
+                       "robust_std": _std(rob), "kind": kind})
+    if teacher.get("present") and not any(p["kind"] == "teacher" for p in points):
+        vals = {i["what"]: i["value"] for i in teacher["accs"]}
+        pg = next((k for k in vals if k.startswith("PGD")), None)
+        try:
+            points.append({"label": "teacher", "clean": float(vals["clean"].split()[0]),
+                           "robust": float(vals[pg].split()[0]), "kind": "teacher"})
+        except (KeyError, ValueError, AttributeError, TypeError):
+            pass
+    note = f"{'/'.join(sorted(pgd_names)) or 'PGD'}, {', '.join(str(n) for n in sorted(x for x in n_eval if x))} test images"
+    figs.append({"id": "fig-scatter", "title": "Clean vs robust accuracy of every run",
+                 "caption": f"Each point is one run (mean over its seeds; bars: ± std over seeds) on {data}; "
+                            f"robust = {note}. Up and to the right is better; the teacher is the ceiling.",
+                 "svg": F.scatter_clean_robust(points, eval_note=note)})
+
+    # ablation bars: tables 6, 7, 9
+    panels = []
+    for tname, title in (("table6", "Table 6: components"), ("table7", "Table 7: blocks"),
+                         ("table9", "Table 9: transforms")):
+        recs = [r for r in records if r["table"] == tname]
+        groups: list[str] = []
+        vals: dict[tuple[str, str], dict] = {}
+        for r in recs:
+            g = r["column"] if _is_metric_row(r["row"]) else r["row"]
+            if g not in groups:
+                groups.append(g)
+            vals[(g, _metric(r))] = r
+        bars = [{"label": lab, "colour": col, "values": [vals[(g, m)]["value"] if (g, m) in vals else None for g in groups],
+                 "stds": [_std(vals.get((g, m))) for g in groups]}
+                for m, lab, col in (("clean", "clean", F.CLEAN), ("robust", "robust (PGD)", F.ROBUST))]
+        panels.append({"title": title, "groups": [g.replace("teacher ", "T: ").replace(" / student ", " / S: ")
+                                                  for g in groups], "bars": bars})
+    figs.append({"id": "fig-ablations", "title": "Ablations (Tables 6, 7, 9), ours",
+                 "caption": f"Accuracy (%) on {data}; bars: mean over seeds, whiskers: ± std over seeds; "
+                            f"n/r = not run. Scaled-down runs: compare bars within a panel, not with the paper.",
+                 "svg": F.grouped_bars(panels, ylabel="accuracy (%)")})
+
+    # AutoAttack vs PGD per model
+    groups, pgd_v, aa_v, pgd_s, aa_s = [], [], [], [], []
+    for run, att in sorted(byrun.items()):
+        if "autoattack" in att:
+            a, rob = _pgd(att)
+            if rob is None:
+                continue
+            groups.append(run)
+            pgd_v.append(rob["value"])
+            pgd_s.append(_std(rob))
+            aa_v.append(att["autoattack"]["value"])
+            aa_s.append(_std(att["autoattack"]))
+    aa_n = sorted({att["autoattack"]["setting"].get("eval_n") for att in byrun.values() if "autoattack" in att} - {None})
+    figs.append({"id": "fig-aa-gap", "title": "AutoAttack vs PGD per model",
+                 "caption": "Robust accuracy (%) under PGD and AutoAttack for every model evaluated with both "
+                            f"(AutoAttack on {', '.join(map(str, aa_n)) or '?'} test images; ± std over seeds). "
+                            "A large gap means PGD overestimates robustness.",
+                 "svg": F.grouped_bars([{"title": "", "groups": groups, "bars": [
+                     {"label": "PGD", "values": pgd_v, "stds": pgd_s, "colour": F.ROBUST},
+                     {"label": "AutoAttack", "values": aa_v, "stds": aa_s, "colour": F.AA}]}],
+                     ylabel="robust accuracy (%)")})
+
+    # Fig. 3: accuracy vs data fraction
+    series, refs = [], []
+    for method, dash in (("mixacm", False), ("pgd7_at", True)):
+        for col, colour in (("clean", F.CLEAN), ("robust", F.ROBUST)):
+            pts = sorted(((r["setting"].get("data_fraction"), r) for r in records
+                          if r["table"] == "fig3" and r["row"] == method and r["column"] == col
+                          and r["setting"].get("data_fraction") is not None), key=lambda p: p[0])
+            label = f"{'MixACM' if method == 'mixacm' else 'PGD-7 AT'} {col}"
+            if len(pts) == 1 and method != "mixacm":
+                refs.append({"label": f"{label} ({pts[0][0] * 100:g}% data)", "y": pts[0][1]["value"],
+                             "std": _std(pts[0][1]), "colour": colour})
+            elif pts:
+                series.append({"label": label, "x": [p[0] for p in pts], "y": [p[1]["value"] for p in pts],
+                               "std": [_std(p[1]) for p in pts], "colour": colour, "dash": dash})
+    full = sorted({(r.get("config") or {}).get("train", {}).get("data_fraction") for r in records
+                   if r["table"] == "fig3" and r["setting"].get("data_fraction") == 1.0} - {None})
+    full_txt = f" (100% = {', '.join(f'{f * 100:g}%' for f in full)} of the {data} training set)" if full else ""
+    figs.append({"id": "fig3", "title": "Fig. 3: accuracy vs amount of training data",
+                 "caption": f"x: fraction of the plan's full training data{full_txt}; y: accuracy (%) on {data}, "
+                            "± std over seeds. Dotted lines: PGD-7 AT trained on the full plan data. "
+                            "Paper: figure, values not in text.",
+                 "svg": F.lines_with_errors(series, refs=refs, pct_x=True, ylabel="accuracy (%)",
+                                            xlabel="fraction of the plan's full training data")})
+
+    # Supp. Fig. 7(a): alpha_acm sweep
+    series = []
+    for col, colour in (("clean", F.CLEAN), ("robust", F.ROBUST)):
+        pts = sorted(((r["setting"].get("alpha_acm"), r) for r in records
+                      if r["table"] == "fig7" and r["column"] == col and r["setting"].get("alpha_acm")),
+                     key=lambda p: p[0])
+        if pts:
+            series.append({"label": col, "x": [p[0] for p in pts], "y": [p[1]["value"] for p in pts],
+                           "std": [_std(p[1]) for p in pts], "colour": colour})
+    figs.append({"id": "fig7", "title": "Supp. Fig. 7(a): accuracy vs alpha_acm (only-ACM loss)",
+                 "caption": f"Accuracy (%) on {data} against the ACM loss weight (log scale), ± std over seeds. "
+                            "Paper: figure, values not in text.",
+                 "svg": F.lines_with_errors(series, logx=True, xlabel="alpha_acm (ACM loss weight)",
+                                            ylabel="accuracy (%)")})
+
+    # Supp. Fig. 4: sorted ACM profiles per block
+    panels = []
+    for block, models in sorted(profiles.items()):
+        ser = []
+        for i, (name, prof) in enumerate(models.items()):
+            p = sorted(float(v) for v in prof)
+            ser.append({"label": name, "x": list(range(1, len(p) + 1)), "y": p,
+                        "colour": {"teacher": "#000000", "student": F.CLEAN, "natural": "#2ca02c"}.get(
+                            name, F.COLOURS[i % len(F.COLOURS)]), "dash": name == "natural"})
+        panels.append({"title": block, "series": ser})
+    figs.append({"id": "fig4", "title": "Supp. Fig. 4: sorted activated channel maps (teacher, student, natural)",
+                 "caption": "Mean ACM value per channel, channels sorted by value, per block. A distilled student "
+                            "should lie closer to the teacher than the naturally trained model. Paper: figure, "
+                            "values not in text.",
+                 "svg": F.small_multiples(panels, xlabel="channel (sorted)", ylabel="mean ACM", legend_cols=3)})
+
+    # training curves from metrics.jsonl
+    keys = sorted({k for k, _ in runs})
+    colour = {k: F.COLOURS[i % len(F.COLOURS)] for i, k in enumerate(keys)}
+    panels = []
+    for metric, title in (("loss", "training loss"), ("train_acc", "train accuracy (%)"),
+                          ("val_acc", "validation accuracy (%)"), ("val_rob", "validation robust acc. (%)")):
+        ser = []
+        for (k, s), run in sorted(runs.items()):
+            rows = [m for m in run["metrics"] if m.get(metric) is not None and m.get("epoch") is not None]
+            if rows:
+                scale = 100.0 if metric != "loss" else 1.0
+                ser.append({"label": k, "x": [m["epoch"] for m in rows], "y": [scale * m[metric] for m in rows],
+                            "colour": colour[k], "dash": s != min(ss for kk, ss in runs if kk == k)})
+        panels.append({"title": title, "series": ser})
+    figs.append({"id": "fig-training", "title": "Training curves (metrics.jsonl of every run)",
+                 "caption": "Per epoch, one line per run and seed (first seed solid, others dashed).",
+                 "svg": F.small_multiples(panels, xlabel="epoch", ylabel="", ncols=4, legend_cols=6)})
+    for f in figs:
+        f["status"] = "ours" if f["svg"] else "not recorded"
+    return figs
+
+
+# ------------------------------------------------------------------------------------------------ other views
 def theory_view(path: Path | None) -> dict:
     if path is None or not path.exists():
-        return {"present": False, "path": str(path) if path else "", "claims": [], "errata": []}
+        return {"present": False, "path": str(path) if path else "", "claims": [], "errata": [], "counts": []}
+    from theory.report import key_number
+
     obj = json.loads(path.read_text(encoding="utf-8"))
-    cl = [{"id": c.get("id", "?"), "statement": c.get("statement", ""), "source": c.get("source", ""),
-           "verdict": c.get("verdict", "?"),
+    cl = [{"id": c.get("id", "?"), "statement": plain(c.get("statement", "")), "source": plain(c.get("source", "")),
+           "verdict": c.get("verdict", "?"), "key": key_number(c),
            "colour": {"holds-exact": "#1b7f3b", "holds-certified": "#1b7f3b", "holds-approximately": "#4d7f1b",
                       "fails": "#b3261e"}.get(c.get("verdict"), "#9a6700")} for c in obj.get("claims", [])]
-    return {"present": True, "path": str(path), "claims": cl, "errata": obj.get("errata", [])}
+    counts: dict[str, int] = {}
+    for c in cl:
+        counts[c["verdict"]] = counts.get(c["verdict"], 0) + 1
+    errata = [{k: plain(e.get(k, "")) for k in ("location", "text_says", "correct", "evidence")}
+              for e in obj.get("errata", [])]
+    return {"present": True, "path": str(path), "claims": cl, "errata": errata,
+            "counts": [{"verdict": k, "n": v} for k, v in counts.items()]}
 
 
-def provenance_view(results: list[dict]) -> list[dict]:
+def _flat(d: Any, prefix: str = "") -> dict[str, str]:
+    out: dict[str, str] = {}
+    if isinstance(d, dict):
+        for k, v in d.items():
+            out.update(_flat(v, f"{prefix}{k}."))
+    elif isinstance(d, list):
+        out[prefix[:-1]] = ", ".join(str(x) for x in d) if d else "[]"
+    else:
+        out[prefix[:-1]] = "–" if d is None else (f"{d:.6g}" if isinstance(d, float) else str(d))
+    return out
+
+
+def _iso(t: Any) -> str:
+    if isinstance(t, (int, float)):
+        return datetime.fromtimestamp(t, tz=timezone.utc).isoformat(timespec="seconds")
+    return str(t or "–")
+
+
+def provenance_view(results: list[dict], records: list[dict], runs: dict) -> list[dict]:
     out = []
     for r in results:
         p = r["provenance"]
+        tr, ev = p.get("train_wall_time_s") or {}, p.get("eval_wall_time_s") or {}
+        # one config per run key (records of one run share it); seed is the only per-seed difference
+        cfg_by_run: dict[str, dict[str, str]] = {}
+        for rec in r["results"]:
+            run = rec["setting"].get("run") or f"{rec['table']}/{rec['row']}"
+            if rec["config"]:
+                flat = {k: v for k, v in _flat(rec["config"]).items() if not k.endswith(".seed")}
+                cfg_by_run.setdefault(run, flat)
+        keys = sorted({k for c in cfg_by_run.values() for k in c})
+        common = {k: v for k in keys if len({c.get(k) for c in cfg_by_run.values()}) == 1
+                  for v in [next(iter(cfg_by_run.values())).get(k)]} if cfg_by_run else {}
+        varying = [k for k in keys if k not in common]
+        run_keys = sorted({k.rsplit("-s", 1)[0] for k in tr} | {k for k, _ in runs} | set(cfg_by_run)
+                          | {k.rsplit("-s", 1)[0] for k in ev})
+        per_run = []
+        commits: set[str] = set()
+        for key in run_keys:
+            seeds = sorted({int(m.group(1)) for k in list(tr) + list(ev)
+                            for m in [re.fullmatch(re.escape(key) + r"-s(\d+)(?:-aa)?", k)] if m}
+                           | {s for k, s in runs if k == key})
+            for s in seeds or [None]:
+                run = runs.get((key, s)) or {}
+                meta = run.get("meta") or {}
+                git = meta.get("git") or {}
+                commit = git.get("commit") if isinstance(git, dict) else str(git or "")
+                if commit:
+                    commits.add(commit + ("+dirty" if isinstance(git, dict) and git.get("dirty") else ""))
+                tag = f"{key}-s{s}"
+                per_run.append({"run": key, "seed": "–" if s is None else s,
+                                "commit": (commit[:10] + ("+dirty" if git.get("dirty") else "")) if commit else "",
+                                "started": _iso(meta.get("started")) if meta else "",
+                                "machine": str(meta.get("machine") or ""), "device": str(meta.get("device") or ""),
+                                "train": _secs(tr.get(tag)) if tag in tr else "–",
+                                "eval": _secs(ev.get(tag)) if tag in ev else "–",
+                                "eval_aa": _secs(ev.get(tag + "-aa")) if tag + "-aa" in ev else "",
+                                "epochs": len(run.get("metrics") or [])})
         seeds = sorted({s for rec in r["results"] for s in rec["seeds"]})
         out.append({"path": r["path"], "tier": p["tier"], "commit": p["commit"], "machine": p["machine"],
-                    "python": p["python"], "torch": p["torch"], "started": p["started"],
-                    "wall_time": f"{p['wall_time_s']:.0f} s" + (f" (whole plan, all sessions: {p['plan_compute_s']:.0f} s)"
-                                                               if p.get("plan_compute_s") else ""),
-                    "n_records": len(r["results"]), "seeds": seeds,
-                    "configs": json.dumps(sorted({json.dumps(rec["config"], sort_keys=True) for rec in r["results"]})[:20],
-                                          indent=1)})
+                    "python": p["python"], "torch": p["torch"], "started": p["started"], "plan": p.get("plan", ""),
+                    "wall_time": _secs(p["wall_time_s"]) + (f" (whole plan, all sessions: {_secs(p['plan_compute_s'])})"
+                                                            if p.get("plan_compute_s") else ""),
+                    "n_records": len(r["results"]), "seeds": seeds, "runs": per_run,
+                    "run_commits": sorted(commits),
+                    "has_meta": any(x["commit"] for x in per_run),
+                    "config_common": [{"key": k, "value": v} for k, v in common.items()],
+                    "config_varying": varying,
+                    "config_runs": [{"run": k, "vals": [c.get(v, "–") for v in varying]}
+                                    for k, c in sorted(cfg_by_run.items())]})
     return out
-
-
-# ------------------------------------------------------------------------------------------------ SVG figures
-PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
-
-
-def svg_lines(series: list[dict], *, title: str, xlabel: str, ylabel: str, logx: bool = False,
-              width: int = 520, height: int = 300) -> str:
-    """Line chart as inline SVG. series: [{"label", "x": [...], "y": [...], "dash": bool}]."""
-    pts = [(x, y) for s in series for x, y in zip(s["x"], s["y"])]
-    if not pts:
-        return ""
-    tx = (lambda v: math.log10(v)) if logx else (lambda v: v)
-    xs, ys = [tx(x) for x, _ in pts], [y for _, y in pts]
-    x0, x1 = min(xs), max(xs)
-    y0, y1 = min(ys), max(ys)
-    if x1 == x0:
-        x0, x1 = x0 - 1, x1 + 1
-    if y1 == y0:
-        y0, y1 = y0 - 1, y1 + 1
-    L, R, T, B = 55, 130, 28, 40
-    px = lambda v: L + (tx(v) - x0) / (x1 - x0) * (width - L - R)  # noqa: E731
-    py = lambda v: height - B - (v - y0) / (y1 - y0) * (height - T - B)  # noqa: E731
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
-             f'aria-label="{html.escape(title)}">',
-             f'<text x="{width / 2 - 60}" y="16" font-size="13">{html.escape(title)}</text>',
-             f'<line x1="{L}" y1="{height - B}" x2="{width - R}" y2="{height - B}" stroke="#333"/>',
-             f'<line x1="{L}" y1="{T}" x2="{L}" y2="{height - B}" stroke="#333"/>',
-             f'<text x="{(L + width - R) / 2 - 30}" y="{height - 8}" font-size="11">{html.escape(xlabel)}</text>',
-             f'<text x="12" y="{T - 8}" font-size="11">{html.escape(ylabel)}</text>']
-    for frac in (0.0, 0.5, 1.0):
-        yv = y0 + frac * (y1 - y0)
-        parts.append(f'<text x="{L - 48}" y="{py(yv) + 4:.1f}" font-size="10">{yv:.3g}</text>')
-        xv = x0 + frac * (x1 - x0)
-        xlab = 10 ** xv if logx else xv
-        parts.append(f'<text x="{L + frac * (width - L - R) - 10:.1f}" y="{height - B + 14}" font-size="10">{xlab:.3g}</text>')
-    for i, s in enumerate(series):
-        col = PALETTE[i % len(PALETTE)]
-        path = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in zip(s["x"], s["y"]))
-        dash = ' stroke-dasharray="5,4"' if s.get("dash") else ""
-        parts.append(f'<polyline fill="none" stroke="{col}" stroke-width="1.8"{dash} points="{path}"/>')
-        parts.append(f'<text x="{width - R + 8}" y="{T + 14 * (i + 1)}" font-size="11" fill="{col}">'
-                     f'{html.escape(s["label"])}</text>')
-    parts.append("</svg>")
-    return "".join(parts)
-
-
-def figure_views(records: list[dict], profiles: dict) -> list[dict]:
-    figs = []
-    # Fig. 3: accuracy vs data fraction
-    series = []
-    for method in ("mixacm", "pgd7_at"):
-        for col in ("clean", "robust"):
-            pts = sorted((r["setting"].get("data_fraction"), r["value"]) for r in records
-                         if r["table"] == "fig3" and r["row"] == method and r["column"] == col
-                         and r["setting"].get("data_fraction") is not None)
-            if pts:
-                series.append({"label": f"{method} {col}", "x": [p[0] for p in pts], "y": [p[1] for p in pts],
-                               "dash": method == "pgd7_at"})
-    figs.append({"id": "fig3", "title": "Fig. 3: accuracy vs fraction of CIFAR-10 training data",
-                 "svg": svg_lines(series, title="Fig. 3 (ours)", xlabel="data fraction", ylabel="accuracy %"),
-                 "paper": "figure, values not in text"})
-    # Supp. Fig. 4: sorted ACM profiles per block
-    svgs = []
-    for block, models in sorted(profiles.items()):
-        ser = []
-        for name, prof in models.items():
-            p = sorted(float(v) for v in prof)
-            ser.append({"label": name, "x": [i / max(1, len(p) - 1) for i in range(len(p))], "y": p})
-        svgs.append(svg_lines(ser, title=f"ACM profile, {block}", xlabel="channel rank (normalised)", ylabel="ACM"))
-    figs.append({"id": "fig4", "title": "Supp. Fig. 4: sorted activated channel maps (teacher, student, natural)",
-                 "svg": "".join(svgs), "paper": "figure, values not in text"})
-    # Supp. Fig. 7(a): alpha_acm sweep
-    series = []
-    for col in ("clean", "robust"):
-        pts = sorted((r["setting"].get("alpha_acm"), r["value"]) for r in records
-                     if r["table"] == "fig7" and r["column"] == col and r["setting"].get("alpha_acm"))
-        if pts:
-            series.append({"label": col, "x": [p[0] for p in pts], "y": [p[1] for p in pts]})
-    figs.append({"id": "fig7", "title": "Supp. Fig. 7(a): accuracy vs alpha_acm (only-ACM loss)",
-                 "svg": svg_lines(series, title="Fig. 7a (ours)", xlabel="alpha_acm", ylabel="accuracy %", logx=True),
-                 "paper": "figure, values not in text"})
-    for f in figs:
-        f["status"] = "ours" if f["svg"] else "not run"
-    return figs
 
 
 def benchmark_view(records: list[dict]) -> list[dict]:
@@ -254,7 +803,7 @@ def choice_view(records: list[dict]) -> list[dict]:
     rows: dict[str, dict] = {}
     for r in records:
         if r["table"] == "choices":
-            row = rows.setdefault(r["row"], {"run": r["row"], "choice": r["setting"].get("choice") or "",
+            row = rows.setdefault(r["row"], {"run": r["row"], "choice": plain(r["setting"].get("choice") or ""),
                                              "clean": "not run", "robust": "not run"})
             row[r["column"]] = _fmt(r["value"], r["std"], r["n_runs"])
     return list(rows.values())
@@ -262,14 +811,20 @@ def choice_view(records: list[dict]) -> list[dict]:
 
 def build(results_paths: list[str], theory_path: Path | None, out: Path) -> Path:
     results, records, profiles = load_inputs(results_paths)
+    evals, runs = load_run_files(results_paths)
+    cell_ids = {cell_anchor(c["table"], c["row"], c["column"]) for c in paper_data.all_cells()}
+    claims = claim_views(records, cell_ids)
+    teacher = teacher_view(records, evals, runs)
     env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(["html", "j2"]),
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     page = env.get_template("report.html.j2").render(
-        tables=table_views(records), claims=claim_views(records), theory=theory_view(theory_path),
-        provenance=provenance_view(results), figures=figure_views(records, profiles), bench=benchmark_view(records),
-        choices=choice_view(records),
+        tables=table_views(records, evals, claims_by_cell(claims)), claims=claims, tally=tally(claims),
+        theory=theory_view(theory_path), provenance=provenance_view(results, records, runs),
+        figures=figure_views(records, profiles, evals, runs, teacher), bench=benchmark_view(records),
+        choices=choice_view(records), setting=setting_view(results, records, evals, runs), teacher=teacher,
+        selfchecks=selfcheck_view(evals),
         n_records=len(records), inputs=[r["path"] for r in results], tolerance_rule=compare.RULE,
-        claim_rule=claims_mod.__doc__.split("Decision rule (declared once).")[1].split("Inputs are")[0].strip(),
+        claim_rule=plain(claims_mod.__doc__.split("Decision rule (declared once).")[1].split("Inputs are")[0].strip()),
         colours=COLOURS)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(page, encoding="utf-8")

@@ -1,0 +1,34 @@
+"""theory.html: the deciding number of each claim in words, evidence and counterexamples as tables (no raw JSON),
+and the theory tier stays torch- and matplotlib-free at import time."""
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from theory import report
+
+RECORDED = Path(__file__).resolve().parents[2] / "reports" / "recorded" / "cpu" / "theory.json"
+
+
+def test_imports_no_torch_or_matplotlib():
+    code = "import sys, theory.report, theory.__main__; print(sorted(m for m in ('torch', 'matplotlib') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "[]", out.stderr[-1000:]
+
+
+@pytest.mark.skipif(not RECORDED.is_file(), reason="recorded theory.json missing")
+def test_recorded_theory_html_readable():
+    res = json.loads(RECORDED.read_text())
+    html = report.render_html(res)
+    by = {c["id"]: report.deciding_number(c) for c in res["claims"]}
+    assert by["thm41.bound.printed"].startswith("vacuous: right side >= 1")
+    assert by["thm42.relu.taylor.biased-centred"].startswith("violations 5/25")
+    assert by["thm42.logistic.taylor"].startswith("margin -0.04892")
+    text = re.sub(r"<style.*?</style>", "", html, flags=re.S)
+    text = re.sub(r"<[^>]+>", " ", text)
+    for bad in ("&#34;", "&quot;", '{"', "`"):
+        assert bad not in text, bad
+    assert "<pre" not in html  # evidence is shown as tables, not as JSON in a pre block
