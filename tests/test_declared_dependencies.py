@@ -13,7 +13,7 @@ OWN = {"mixacm", "theory", "verification", "reports", "tests", "conftest", "_dig
 # module -> distribution name, where they differ
 DIST = {"PIL": "pillow", "sklearn": "scikit-learn", "pyautoattack": "pyautoattack", "autoattack": "pyautoattack"}
 # imported only inside try/except ImportError, with a message naming the extra
-OPTIONAL = {"robustbench": "robustbench", "matplotlib": None}
+OPTIONAL = {"robustbench": "robustbench"}
 
 
 def _imports(path: Path) -> set[str]:
