@@ -424,14 +424,14 @@ def train(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False) -> dic
     if not resume and last_path.is_file():
         raise ConfigError(f"run dir {str(run_dir)!r} already holds a checkpoint; pass --resume to continue it or "
                           f"choose another --run-dir")
+    if cfg.sync_bn and _env_world() > 1 and (cfg.device == "cpu" or not torch.cuda.is_available()):
+        raise ConfigError("sync_bn=true needs CUDA (SyncBatchNorm does not run on CPU); set sync_bn=false")
     rank, world, local_rank = _init_distributed()
     is_main = rank == 0
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
     device = _device(cfg, local_rank)
     cuda = device.type == "cuda"
-    if cfg.sync_bn and world > 1 and not cuda:
-        raise ConfigError("sync_bn=true needs CUDA (SyncBatchNorm does not run on CPU); set sync_bn=false")
     _seed_everything(cfg.seed, cfg.deterministic, cfg.cudnn_benchmark)
     t_start = time.time()
 

@@ -148,6 +148,9 @@ def test_global_batch_not_divisible_by_world_size(tmp_path, monkeypatch, capsys)
     err = capsys.readouterr().err
     assert "batch_size=63" in err and "not divisible by the world size 2" in err and err.count("\n") == 1
     assert not (tmp_path / "r").exists()
+    assert main([str(cfg), "--set", "batch_size=64", "--set", "sync_bn=true", "--set", "device=cpu",
+                 "--run-dir", str(tmp_path / "r")]) == 2
+    assert "sync_bn=true needs CUDA" in capsys.readouterr().err
     with pytest.raises(ValueError):
         per_rank_batch(10, 4)
 
