@@ -113,6 +113,13 @@ class TrainConfig:
     deterministic: bool = True
     progress: bool = True
     eval_batch_size: int = 512
+    # distributed / throughput (torchrun: batch_size is the GLOBAL batch, split evenly over the ranks)
+    sync_bn: bool = False             # SyncBatchNorm across ranks (CUDA + torchrun only); converted before DDP
+    cudnn_benchmark: bool = True      # cudnn.benchmark; only takes effect when deterministic = false
+    compile: bool = False             # torch.compile the student (its DDP wrapper under torchrun)
+    num_workers: int | None = None    # DataLoader workers of streamed data sets (ImageNet); None -> min(8, cpus/ranks)
+    stream_data: bool | None = None   # None: stream ImageNet and ImageFolder trees too large for RAM; else force
+    log_every: int = 50               # read loss terms / accuracy (host sync + NaN check) every N steps
 
     # One contract however the config is built (TrainConfig(**d), dataclasses.replace, load_config, assignment):
     # every value is coerced to its field's type ("8/255" -> 0.0313..) and its choices checked when it is set,

@@ -9,6 +9,12 @@
       "cifar10-jpeg"     ImageFolder copy of CIFAR-10 (root: argument, $MIXACM_CIFAR10_JPEG, or
                          ../shared/data/cifar10-jpeg next to the repo / the working directory).
       "imagefolder:<path>"  any ImageFolder tree <path>/<split>/<class>/<image> with equal-sized images.
+      "imagenet"         ImageFolder tree at root / $MIXACM_IMAGENET with train/<wnid>/*.JPEG and val/<wnid>/*.JPEG
+                         (test split = val); classes = folder count; never decoded whole: training streams it
+                         (ImageFiles + a DataLoader, mixacm.batches), load_split needs limit=n (seeded subset) or
+                         limit_per_class, decoded with the test transform Resize(256)+CenterCrop(224).
+    ImageFolder trees whose decoded float32 copy would exceed STREAM_BYTES are streamed by training too
+    (``is_streamed``), with the ImageNet transforms.
     ImageFolder trees are decoded (PIL) once and cached as .npz in $MIXACM_CACHE or ~/.cache/mixacm, keyed
     by the folder path and the size/mtime of its "<split>.sha256" list (or of all files when absent);
     afterwards they stay in memory for the life of the process. Classes are sorted alphabetically
@@ -36,7 +42,9 @@ STATS = {
     "cifar10": ((0.4914, 0.4822, 0.4465), (0.2471, 0.2435, 0.2616)),
     "cifar10-jpeg": ((0.4914, 0.4822, 0.4465), (0.2471, 0.2435, 0.2616)),
     "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
+    "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
 }
+STREAM_BYTES = 4 * 2**30  # ImageFolder trees larger than this (decoded float32) are streamed, not held in RAM
 
 
 def _check_split(split: str) -> None:
@@ -190,12 +198,138 @@ def _cifar10_jpeg(split: str, root=None, *, limit_per_class: int | None = None):
     return load_imagefolder(resolve_cifar10_jpeg_root(root), split, limit_per_class=limit_per_class)
 
 
+# ---------------------------------------------------------------- ImageNet / large ImageFolder trees (streamed)
+def resolve_imagenet_root(root=None) -> Path:
+    """root argument > $MIXACM_IMAGENET; the tree needs train/<wnid>/ and/or val/<wnid>/ folders."""
+    src = root if root is not None else os.environ.get("MIXACM_IMAGENET")
+    if not src:
+        raise FileNotFoundError("ImageNet not found; set data_root=PATH or $MIXACM_IMAGENET=PATH (an ImageFolder tree "
+                                "with train/<wnid>/*.JPEG and val/<wnid>/*.JPEG)")
+    p = Path(src)
+    if not ((p / "train").is_dir() or (p / "val").is_dir()):
+        raise FileNotFoundError(f"ImageNet not found at {p}: expected {p}/train/<wnid>/*.JPEG and {p}/val/<wnid>/*.JPEG")
+    return p
+
+
+def split_dir(name: str, split: str, root=None) -> Path:
+    """Folder of one split of an ImageFolder-style data set ("imagenet": test = val/)."""
+    _check_split(split)
+    if name == "imagenet":
+        return resolve_imagenet_root(root) / ("train" if split == "train" else "val")
+    if name.startswith("imagefolder:"):
+        return Path(root or name.split(":", 1)[1]) / split
+    if name == "cifar10-jpeg":
+        return resolve_cifar10_jpeg_root(root) / split
+    raise ValueError(f"dataset {name!r} is not an ImageFolder tree")
+
+
+def scan_split(name: str, split: str, root=None) -> tuple[list[str], list[tuple[Path, int]]]:
+    """(class names, [(file, label)]) of an ImageFolder split, without decoding anything."""
+    d = split_dir(name, split, root)
+    if not d.is_dir():
+        raise FileNotFoundError(f"ImageFolder split not found: {d} (expected {d}/<class>/<image>)")
+    classes, items = _scan(d, None)
+    if not items:
+        raise FileNotFoundError(f"no images ({', '.join(IMG_EXTENSIONS)}) under {d}")
+    return classes, items
+
+
+def is_streamed(name: str, root=None, *, force: bool | None = None) -> bool:
+    """Whether training streams this data set through a DataLoader instead of holding it as tensors:
+    always for "imagenet"; for ImageFolder trees when their decoded float32 copy would exceed STREAM_BYTES."""
+    if force is not None:
+        return force and (name == "imagenet" or name.startswith("imagefolder:") or name == "cifar10-jpeg")
+    if name == "imagenet":
+        return True
+    if not name.startswith("imagefolder:"):
+        return False
+    from PIL import Image
+    _, items = scan_split(name, "train", root)
+    with Image.open(items[0][0]) as im:
+        w, h = im.size
+    return len(items) * h * w * 3 * 4 > STREAM_BYTES
+
+
+def image_transform(train: bool, *, size: int = 224, resize: int = 256, augment: str = "crop_flip"):
+    """ImageNet transforms (Supp. A.1) to float32 (3, size, size) in [0,1] (the models normalise inside):
+    train RandomResizedCrop(size) + RandomHorizontalFlip (+ RandAugment for augment="randaugment"; augment="none"
+    uses the test transform), test Resize(resize) + CenterCrop(size)."""
+    from torchvision.transforms import v2
+    if train and augment != "none":
+        ops = [v2.RandomResizedCrop(size, antialias=True), v2.RandomHorizontalFlip()]
+        if augment == "randaugment":
+            ops.append(v2.RandAugment())
+    else:
+        ops = [v2.Resize(resize, antialias=True), v2.CenterCrop(size)]
+    return v2.Compose([v2.ToImage(), *ops, v2.ToDtype(torch.float32, scale=True), v2.ToPureTensor()])
+
+
+class ImageFiles(torch.utils.data.Dataset):
+    """[(file, label)] decoded on access -> (float32 (3,H,W) in [0,1], label). The random transform of item i is
+    seeded by (seed, epoch, i): the same augmentation whatever the number of DataLoader workers or ranks."""
+
+    def __init__(self, items: list[tuple[Path, int]], transform, *, seed: int = 0):
+        self.items, self.transform, self.seed, self.epoch = list(items), transform, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> tuple[Tensor, int]:
+        from PIL import Image
+        f, k = self.items[i]
+        with Image.open(f) as im:
+            img = im.convert("RGB")
+        with torch.random.fork_rng(devices=[]):  # torchvision draws from the global RNG
+            torch.manual_seed((((self.seed * 1_000_003) + self.epoch) * 10_000_019 + i) % 2**63)
+            x = self.transform(img)
+        return x, k
+
+    def tensors(self, indices=None) -> tuple[Tensor, Tensor]:
+        idx = range(len(self)) if indices is None else [int(i) for i in indices]
+        pairs = [self[i] for i in idx]
+        if not pairs:
+            return torch.empty(0, 3, 224, 224), torch.empty(0, dtype=torch.int64)
+        return torch.stack([p[0] for p in pairs]), torch.tensor([p[1] for p in pairs], dtype=torch.int64)
+
+
+def load_image_subset(name: str, split: str, root=None, *, limit: int | None = None,
+                      limit_per_class: int | None = None, seed: int = 0) -> tuple[Tensor, Tensor]:
+    """Decode only a subset of a large ImageFolder split with the test transform: a seeded random subset of
+    ``limit`` images (returned in file order) or the first ``limit_per_class`` images of every class."""
+    _, items = scan_split(name, split, root)
+    if limit_per_class is not None:
+        counts: dict[int, int] = {}
+        keep = []
+        for i, (_, k) in enumerate(items):
+            if counts.get(k, 0) < limit_per_class:
+                counts[k] = counts.get(k, 0) + 1
+                keep.append(i)
+        items = [items[i] for i in keep]
+    if limit is not None:
+        g = torch.Generator().manual_seed(seed)
+        pick = torch.randperm(len(items), generator=g)[:limit].sort().values
+        items = [items[int(i)] for i in pick]
+    elif limit_per_class is None and len(items) * 3 * 224 * 224 * 4 > STREAM_BYTES:
+        raise ValueError(f"{name} {split}: {len(items)} images would need "
+                         f"{len(items) * 3 * 224 * 224 * 4 / 2**30:.0f} GiB as tensors; pass limit=N (seeded subset)")
+    return ImageFiles(items, image_transform(False)).tensors()
+
+
+def load_imagenet(split: str, root=None, *, limit_per_class: int | None = None, limit: int | None = None,
+                  seed: int = 0) -> tuple[Tensor, Tensor]:
+    return load_image_subset("imagenet", split, root, limit=limit, limit_per_class=limit_per_class, seed=seed)
+
+
 DATASETS: dict[str, Callable[..., tuple[Tensor, Tensor]]] = {
     "digits": load_digits_split,
     "cifar10": lambda split, root=None, **kw: _load_torchvision("CIFAR10", split, root, **kw),
     "cifar100": lambda split, root=None, **kw: _load_torchvision("CIFAR100", split, root, **kw),
     "cifar10-jpeg": _cifar10_jpeg,
     "imagefolder:<path>": load_imagefolder,
+    "imagenet": load_imagenet,
 }
 _NUM_CLASSES = {"digits": 10, "cifar10": 10, "cifar100": 100, "cifar10-jpeg": 10}
 
@@ -204,7 +338,10 @@ def _unknown(name: str) -> ValueError:
     return ValueError(f"unknown dataset {name!r}; valid: {', '.join(DATASETS)}")
 
 
-def num_classes(name: str) -> int:
+def num_classes(name: str, root=None) -> int:
+    if name == "imagenet":  # folder count (1000 for the full tree)
+        r = resolve_imagenet_root(root)
+        return len(_scan(r / "train" if (r / "train").is_dir() else r / "val", 0)[0])
     if name.startswith("imagefolder:"):
         root = Path(name.split(":", 1)[1])
         split_dir = root / "train" if (root / "train").is_dir() else root / "test"
@@ -225,8 +362,16 @@ def dataset_stats(name: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
     return STATS[name]
 
 
-def load_split(name: str, split: str, root=None, *, limit_per_class: int | None = None) -> tuple[Tensor, Tensor]:
-    """(x float32 (N,C,H,W) in [0,1], y int64 (N,)) of a named data set; see the module docstring."""
+def load_split(name: str, split: str, root=None, *, limit_per_class: int | None = None, limit: int | None = None,
+               seed: int = 0) -> tuple[Tensor, Tensor]:
+    """(x float32 (N,C,H,W) in [0,1], y int64 (N,)) of a named data set; see the module docstring.
+    ``limit``: a seeded random subset of that many examples (for "imagenet" only those are decoded)."""
+    if name == "imagenet":
+        return load_imagenet(split, root, limit_per_class=limit_per_class, limit=limit, seed=seed)
+    if limit is not None:
+        x, y = load_split(name, split, root, limit_per_class=limit_per_class)
+        pick = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))[:limit].sort().values
+        return x[pick], y[pick]
     if name.startswith("imagefolder:"):
         return load_imagefolder(root or name.split(":", 1)[1], split, limit_per_class=limit_per_class)
     if name not in DATASETS or name == "imagefolder:<path>":

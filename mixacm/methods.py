@@ -35,14 +35,29 @@ from .config import TrainConfig
 
 class WithFeatures(nn.Module):
     """``student(x)`` -> logits and ``student(x, features=True)`` -> (logits, feats) through ``forward``, so that a
-    DistributedDataParallel wrapper sees every forward pass (DDP only syncs gradients of calls to ``forward``)."""
+    DistributedDataParallel wrapper sees every forward pass (DDP only syncs gradients of calls to ``forward``).
 
-    def __init__(self, model: nn.Module, feature_point: str | None = None):
+    With ``distill`` (the learned pieces of the feature loss: "affine" maps of Table 9, "adapters" of Table 8) and
+    ``cfg``, ``student(x, teacher_feats=feats_t)`` -> (logits, feature term): the term is computed inside this
+    forward, so one DDP wrapper around this module holds and synchronises the student AND the distillation modules.
+    """
+
+    def __init__(self, model: nn.Module, feature_point: str | None = None, *, distill: nn.ModuleDict | None = None,
+                 cfg: TrainConfig | None = None):
         super().__init__()
         self.model = model
         self.feature_point = feature_point
+        self.distill = distill if distill is not None else nn.ModuleDict()
+        self.cfg = cfg
 
-    def forward(self, x: Tensor, features: bool = False):
+    def forward(self, x: Tensor, features: bool = False, teacher_feats: list[Tensor] | None = None):
+        if teacher_feats is not None:
+            if self.cfg is None:
+                raise ValueError("WithFeatures(..., cfg=...) is needed to compute the feature term in forward")
+            logits, feats = self.model.forward_features(x, feature_point=self.feature_point)
+            d = self.distill
+            return logits, feature_term(self.cfg, teacher_feats, feats, affine=d["affine"] if "affine" in d else None,
+                                        adapters=d["adapters"] if "adapters" in d else None)
         if features:
             return self.model.forward_features(x, feature_point=self.feature_point)
         return self.model(x)
@@ -58,6 +73,7 @@ class StepContext:
     affine: nn.ModuleList | None = None   # learned maps for the affine transforms of Table 9
     adapters: nn.ModuleList | None = None  # 1x1 convs for direct feature L2 when widths differ (Table 8)
     distributed: bool = False
+    feature_term_in_forward: bool = False  # student is WithFeatures(distill=..., cfg=...): term from its forward
     epoch: int = 0                        # 0-based epoch, set by the trainer (AWP's warm-up)
     extras: dict = field(default_factory=dict)  # state a method carries across steps (Free-AT's perturbation)
 
@@ -117,13 +133,18 @@ def _losses():
     return losses
 
 
-def _feature_term(ctx: StepContext, feats_t: list[Tensor], feats_s: list[Tensor]) -> Tensor:
-    c, L = ctx.cfg, _losses()
+def feature_term(c: TrainConfig, feats_t: list[Tensor], feats_s: list[Tensor], *, affine: nn.ModuleList | None = None,
+                 adapters: nn.ModuleList | None = None) -> Tensor:
+    L = _losses()
     blocks = c.blocks  # 1-based, as in Table 7 (mixacm.losses uses the same convention)
     if c.feature_loss == "direct":
-        return L.direct_feature_loss(feats_t, feats_s, blocks=blocks, adapters=ctx.adapters)
+        return L.direct_feature_loss(feats_t, feats_s, blocks=blocks, adapters=adapters)
     return L.acm_loss(feats_t, feats_s, blocks=blocks, transform=c.transform, reduction=c.acm_reduction,
-                      mapping=c.mapping, affine=ctx.affine)
+                      mapping=c.mapping, affine=affine)
+
+
+def _feature_term(ctx: StepContext, feats_t: list[Tensor], feats_s: list[Tensor]) -> Tensor:
+    return feature_term(ctx.cfg, feats_t, feats_s, affine=ctx.affine, adapters=ctx.adapters)
 
 
 def distill_objective(ctx: StepContext, x: Tensor, y: Tensor, *, use_kd: bool, use_mixup: bool, use_acm: bool,
@@ -138,8 +159,11 @@ def distill_objective(ctx: StepContext, x: Tensor, y: Tensor, *, use_kd: bool, u
     x_mix, y_a, y_b, lam = mix_batch(x, y, c.mixup_alpha if use_mixup else 0.0, generator=ctx.generator)
     if use_acm:
         t_logits, t_feats = ctx.teacher.forward_features(x_mix)  # frozen: eval, no_grad
-        s_logits, s_feats = ctx.student(x_mix, features=True)
-        l_acm = _feature_term(ctx, t_feats, s_feats)
+        if ctx.feature_term_in_forward:  # learned maps live in the (DDP-wrapped) student module
+            s_logits, l_acm = ctx.student(x_mix, teacher_feats=t_feats)
+        else:
+            s_logits, s_feats = ctx.student(x_mix, features=True)
+            l_acm = _feature_term(ctx, t_feats, s_feats)
     else:
         s_logits = ctx.student(x_mix)
         t_logits = ctx.teacher(x_mix) if use_kd else None

@@ -7,9 +7,16 @@ epoch), last.pt (every epoch, atomic), best.pt (model selected on the held-out v
 set), summary.json. ``--resume`` restores model, optimiser, scheduler, RNG states (torch, numpy, python, the
 data/mixup/attack generator) and epoch, so that on CPU the final weights equal an uninterrupted run's bit for bit.
 
-Data stay in memory as tensors (mixacm.data); batches are slices of a seeded permutation, augmented on the fly.
-CUDA when present (bf16 autocast, channels_last), CPU otherwise; DDP through torchrun when WORLD_SIZE > 1
-(each rank takes every world_size-th example of the shared permutation; only rank 0 writes).
+Batches come from mixacm.batches: CIFAR-size sets stay on the device as tensors (slices of a seeded permutation,
+augmented on the fly); ImageNet and large ImageFolder trees stream through a DataLoader (workers, pinned memory,
+DistributedSampler shards). CUDA when present (bf16 autocast, channels_last), CPU otherwise.
+
+DDP through torchrun when WORLD_SIZE > 1: ``batch_size`` is the GLOBAL batch (each rank takes batch_size/world of
+it, so a run has the same optimiser steps per epoch as one process with that batch); one DDP wrapper holds the
+student AND the learned distillation modules (Table 9 affine maps, Table 8 adapters); rank 0 fetches or trains the
+teacher (single-process) before the other ranks load it from the cache; validation and the best-epoch decision run
+on rank 0 and are broadcast; only rank 0 writes. Loss terms and accuracy stay on the device and are read every
+``log_every`` steps and at the end of an epoch (where the NaN/Inf check runs).
 """
 from __future__ import annotations
 
@@ -52,9 +59,26 @@ def _machine() -> dict[str, Any]:
     return info
 
 
+_SINGLE_PROCESS = [0]  # > 0 inside _single_process(): train() ignores torchrun's environment
+
+
+@contextlib.contextmanager
+def _single_process():
+    """Nested train() calls (a ``config:`` teacher trained by rank 0) run as one plain process: no process group."""
+    _SINGLE_PROCESS[0] += 1
+    try:
+        yield
+    finally:
+        _SINGLE_PROCESS[0] -= 1
+
+
+def _env_world() -> int:
+    return 1 if _SINGLE_PROCESS[0] else int(os.environ.get("WORLD_SIZE", "1"))
+
+
 def _init_distributed() -> tuple[int, int, int]:
     """(rank, world_size, local_rank); initialises torch.distributed when launched by torchrun."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    world = _env_world()
     if world <= 1:
         return 0, 1, 0
     import torch.distributed as dist
@@ -72,7 +96,7 @@ def _device(cfg: TrainConfig, local_rank: int) -> torch.device:
     return torch.device("cpu")
 
 
-def _seed_everything(seed: int, deterministic: bool) -> None:
+def _seed_everything(seed: int, deterministic: bool, cudnn_benchmark: bool = True) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
@@ -81,6 +105,35 @@ def _seed_everything(seed: int, deterministic: bool) -> None:
         torch.backends.cudnn.benchmark = False
         torch.backends.cudnn.deterministic = True
         torch.use_deterministic_algorithms(True, warn_only=True)
+    else:  # speed: let cuDNN pick the fastest kernels for the (fixed) input shapes
+        torch.backends.cudnn.benchmark = cudnn_benchmark
+        torch.backends.cudnn.deterministic = False
+        torch.use_deterministic_algorithms(False)
+
+
+def _rank0_first(fn, rank: int, world: int):
+    """Run fn on rank 0 first (single-process, e.g. download or train a teacher into the shared cache), then on the
+    other ranks (which then find the cache filled). An error on rank 0 is re-raised on every rank (no hang)."""
+    if world <= 1:
+        return fn()
+    import torch.distributed as dist
+    box: list[Any] = [None]
+    if rank == 0:
+        try:
+            with _single_process():
+                out = fn()
+        except Exception as e:
+            box[0] = (type(e).__name__, str(e).splitlines()[0] if str(e) else type(e).__name__)
+            dist.broadcast_object_list(box, src=0)
+            raise
+        dist.broadcast_object_list(box, src=0)
+        return out
+    dist.broadcast_object_list(box, src=0)
+    if box[0] is not None:
+        kind, msg = box[0]
+        cls = {"ConfigError": ConfigError, "TeacherError": TeacherError, "CheckpointError": CheckpointError}
+        raise cls.get(kind, ConfigError)(f"rank 0 failed: {msg}")
+    return fn()
 
 
 def _rng_state(gen: torch.Generator) -> dict[str, Any]:
@@ -115,6 +168,8 @@ def _load_data(cfg: TrainConfig) -> dict[str, Any]:
         raise ConfigError(f"data_root {cfg.data_root!r} does not exist; point data_root (or $MIXACM_CIFAR10_JPEG) "
                           f"at the dataset directory")
     try:
+        if D.is_streamed(cfg.dataset, cfg.data_root, force=cfg.stream_data):
+            return _load_streamed(cfg)
         k = D.num_classes(cfg.dataset)
         x, y = D.load_split(cfg.dataset, "train", cfg.data_root)
     except FileNotFoundError as e:
@@ -123,15 +178,45 @@ def _load_data(cfg: TrainConfig) -> dict[str, Any]:
         keep = D.stratified_subset(y, cfg.data_fraction, cfg.seed)
         x, y = x[keep], y[keep]
     tr, va = D.train_val_split(y, cfg.val_fraction, cfg.seed)
-    out = {"x": x[tr], "y": y[tr], "x_val": x[va], "y_val": y[va], "num_classes": k, "in_channels": x.shape[1]}
+    out = {"x": x[tr], "y": y[tr], "x_val": x[va], "y_val": y[va], "num_classes": k, "in_channels": x.shape[1],
+           "n_train": len(tr), "n_val": len(va)}
     try:
         out["mean"], out["std"] = D.dataset_stats(cfg.dataset)
     except (ValueError, KeyError):
         out["mean"] = out["std"] = None
-    if len(out["x"]) < cfg.batch_size:
-        raise ConfigError(f"only {len(out['x'])} training examples but batch_size={cfg.batch_size}; "
+    if out["n_train"] < cfg.batch_size:
+        raise ConfigError(f"only {out['n_train']} training examples but batch_size={cfg.batch_size}; "
                           f"lower batch_size or raise data_fraction")
     return out
+
+
+def _load_streamed(cfg: TrainConfig) -> dict[str, Any]:
+    """ImageNet / a large ImageFolder tree: file lists only; images are decoded by the DataLoader when used."""
+    from . import data as D
+    classes, items = D.scan_split(cfg.dataset, "train", cfg.data_root)
+    y = torch.tensor([k for _, k in items], dtype=torch.int64)
+    if cfg.data_fraction < 1:
+        keep = D.stratified_subset(y, cfg.data_fraction, cfg.seed)
+        items, y = [items[int(i)] for i in keep], y[keep]
+    tr, va = D.train_val_split(y, cfg.val_fraction, cfg.seed)
+    va = va[torch.randperm(len(va), generator=torch.Generator().manual_seed(cfg.seed + 1))]  # val_n spans classes
+    out: dict[str, Any] = {
+        "train_set": D.ImageFiles([items[int(i)] for i in tr], D.image_transform(True, augment=cfg.augment),
+                                  seed=cfg.seed),
+        "val_set": D.ImageFiles([items[int(i)] for i in va], D.image_transform(False)),
+        "num_classes": len(classes), "in_channels": 3, "n_train": len(tr), "n_val": len(va)}
+    out["mean"], out["std"] = D.dataset_stats(cfg.dataset)
+    if out["n_train"] < cfg.batch_size:
+        raise ConfigError(f"only {out['n_train']} training examples but batch_size={cfg.batch_size}; "
+                          f"lower batch_size or raise data_fraction")
+    return out
+
+
+def _val_tensors(data: dict[str, Any], n: int) -> tuple[Tensor, Tensor]:
+    """The first n held-out examples as tensors (decoded on demand for streamed data)."""
+    if "val_set" in data:
+        return data["val_set"].tensors(range(min(n, data["n_val"])))
+    return data["x_val"][:n], data["y_val"][:n]
 
 
 # -------------------------------------------------------------------------------------------------- models
@@ -146,17 +231,19 @@ def _build_student(cfg: TrainConfig, data: dict[str, Any]) -> nn.Module:
         raise ConfigError(str(e)) from None
 
 
-def _load_teacher(cfg: TrainConfig, data: dict[str, Any], device: torch.device, run_dir: Path
-                  ) -> tuple[FrozenTeacher | None, dict[str, Any]]:
+def _load_teacher(cfg: TrainConfig, data: dict[str, Any], device: torch.device, run_dir: Path, rank: int = 0,
+                  world: int = 1) -> tuple[FrozenTeacher | None, dict[str, Any]]:
     if cfg.method not in NEEDS_TEACHER:
         return None, {}
     if cfg.teacher is None:
         raise ConfigError(f"method {cfg.method!r} needs a teacher; set teacher=robustbench:NAME, a checkpoint path, "
                           f"a run dir or config:PATH.toml")
     k = data["num_classes"]
-    model, info = load_teacher_model(cfg.teacher, model_name=cfg.teacher_model,
-                                     num_classes=cfg.teacher_num_classes or k, in_channels=data["in_channels"],
-                                     cache_dir=Path(cfg.teacher_cache or run_dir.parent / "_teachers"))
+    # rank 0 downloads (RobustBench) or trains (config:, single-process) into the cache first, then the others load
+    model, info = _rank0_first(lambda: load_teacher_model(
+        cfg.teacher, model_name=cfg.teacher_model, num_classes=cfg.teacher_num_classes or k,
+        in_channels=data["in_channels"], cache_dir=Path(cfg.teacher_cache or run_dir.parent / "_teachers")),
+        rank, world)
     k_t = info["num_classes"]
     if k_t != k and uses_kd(cfg):
         fix = ("set use_kd=false (transfer setting of Table 5)" if cfg.method == "mixacm"
@@ -167,7 +254,7 @@ def _load_teacher(cfg: TrainConfig, data: dict[str, Any], device: torch.device, 
     expected = cfg.teacher_expected_acc if cfg.teacher_expected_acc is not None else info["expected_acc"]
     info["expected_acc"] = expected
     if k_t == k:
-        x_gate, y_gate = data["x_val"][: cfg.teacher_gate_n], data["y_val"][: cfg.teacher_gate_n]
+        x_gate, y_gate = _val_tensors(data, cfg.teacher_gate_n)
         if len(x_gate) == 0:
             raise ConfigError("the teacher accuracy gate needs held-out examples; set val_fraction > 0")
         info["gate_acc"] = accuracy_gate(model, x_gate, y_gate, expected=expected, tolerance=cfg.teacher_gate_tolerance,
@@ -217,17 +304,15 @@ def _lr_factor(cfg: TrainConfig, steps_per_epoch: int):
 def _validate(cfg: TrainConfig, model: nn.Module, data: dict[str, Any], device: torch.device) -> dict[str, float]:
     """Clean (and, for select_metric='val_rob', PGD) accuracy on the validation split; leaves the model in eval."""
     from .attacks import pgd_linf
-    x, y = data["x_val"], data["y_val"]
-    if cfg.val_n is not None:
-        x, y = x[: cfg.val_n], y[: cfg.val_n]
-    if len(x) == 0:
+    from .batches import eval_batches
+    n_val = data["n_val"] if cfg.val_n is None else min(cfg.val_n, data["n_val"])
+    if n_val == 0:
         return {}
     model.eval()
     out: dict[str, float] = {}
     correct = robust = 0
     gen = torch.Generator().manual_seed(cfg.seed + 12345)  # own generator: validation never moves training RNG
-    for i in range(0, len(x), cfg.eval_batch_size):
-        xb, yb = x[i:i + cfg.eval_batch_size].to(device), y[i:i + cfg.eval_batch_size].to(device)
+    for xb, yb in eval_batches(data, cfg.val_n, cfg.eval_batch_size, device, num_workers=_workers(cfg, 1)):
         with torch.no_grad():
             correct += int((model(xb).argmax(1) == yb).sum())
         if cfg.select_metric == "val_rob":
@@ -235,10 +320,15 @@ def _validate(cfg: TrainConfig, model: nn.Module, data: dict[str, Any], device: 
                           generator=gen)
             with torch.no_grad():
                 robust += int((model(xa).argmax(1) == yb).sum())
-    out["val_acc"] = correct / len(x)
+    out["val_acc"] = correct / n_val
     if cfg.select_metric == "val_rob":
-        out["val_rob"] = robust / len(x)
+        out["val_rob"] = robust / n_val
     return out
+
+
+def _workers(cfg: TrainConfig, world: int) -> int:
+    from .batches import default_workers
+    return default_workers(world) if cfg.num_workers is None else cfg.num_workers
 
 
 # ---------------------------------------------------------------------------------------------- checkpoints
@@ -288,10 +378,46 @@ def _write_json(path: Path, obj: Any) -> None:
     os.replace(tmp, path)
 
 
+def _bcast(obj: Any, world: int) -> Any:
+    """rank 0's obj on every rank."""
+    if world <= 1:
+        return obj
+    import torch.distributed as dist
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def _divergence_message(names: list[str], row: list[float], epoch: int, step: int, last_path: Path) -> str:
+    total, terms = row[0], dict(zip(names, row[1:]))
+    bad = [k for k, v in terms.items() if not math.isfinite(v)] or ["total (weighted sum)"]
+    kept = (f"last good checkpoint {last_path} (epoch {epoch})"
+            if last_path.is_file() else "no checkpoint yet (diverged in the first epoch)")
+    return (f"loss term {', '.join(repr(b) for b in bad)} became {terms.get(bad[0], total)} at epoch {epoch + 1} "
+            f"step {step}; training stopped, {kept}; lower lr or alpha_acm")
+
+
+def _debug_rank_state(run_dir: Path, rank: int, student: nn.Module, distill: nn.Module, **info: Any) -> None:
+    """Test hook ($MIXACM_DEBUG_RANK_STATE=1): each rank dumps its final weights to RUN_DIR/rank<r>_state.pt so that
+    a test can check that all ranks hold the same model. Production runs never write it."""
+    if os.environ.get("MIXACM_DEBUG_RANK_STATE") != "1":
+        return
+    run_dir.mkdir(parents=True, exist_ok=True)
+    torch.save({"model_state": _cpu_state(student), "distill_state": _cpu_state(distill), "rank": rank, **info},
+               run_dir / f"rank{rank}_state.pt")
+
+
 def train(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False) -> dict[str, Any]:
     """Train cfg.method into run_dir; returns the summary dict (see module docstring and README)."""
+    from .batches import InMemoryBatches, StreamedBatches, per_rank_batch
     cfg = check(cfg)
     check_names(cfg)
+    if cfg.log_every < 1:
+        raise ConfigError(f"log_every={cfg.log_every} must be >= 1")
+    try:  # before any process group exists: a bad global batch fails fast with one line on every rank
+        local_batch = per_rank_batch(cfg.batch_size, _env_world())
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
     run_dir = Path(run_dir)
     last_path, best_path = run_dir / "last.pt", run_dir / "best.pt"
     if resume and not last_path.is_file():
@@ -299,41 +425,57 @@ def train(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False) -> dic
     if not resume and last_path.is_file():
         raise ConfigError(f"run dir {str(run_dir)!r} already holds a checkpoint; pass --resume to continue it or "
                           f"choose another --run-dir")
+    if cfg.sync_bn and _env_world() > 1 and (cfg.device == "cpu" or not torch.cuda.is_available()):
+        raise ConfigError("sync_bn=true needs CUDA (SyncBatchNorm does not run on CPU); set sync_bn=false")
     rank, world, local_rank = _init_distributed()
     is_main = rank == 0
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
     device = _device(cfg, local_rank)
-    _seed_everything(cfg.seed, cfg.deterministic)
+    cuda = device.type == "cuda"
+    _seed_everything(cfg.seed, cfg.deterministic, cfg.cudnn_benchmark)
     t_start = time.time()
 
-    data = _load_data(cfg)
+    data = _rank0_first(lambda: _load_data(cfg), rank, world)  # rank 0 downloads / builds the decode cache first
     student = _build_student(cfg, data).to(device)
-    teacher, tinfo = _load_teacher(cfg, data, device, run_dir)
+    teacher, tinfo = _load_teacher(cfg, data, device, run_dir, rank, world)
     distill = _distill_modules(cfg, teacher, student).to(device)
-    cuda = device.type == "cuda"
-    if cuda and cfg.channels_last:
+    if cfg.sync_bn and world > 1:
+        student = nn.SyncBatchNorm.convert_sync_batchnorm(student)
+    channels_last = cuda and cfg.channels_last
+    if channels_last:
         student = student.to(memory_format=torch.channels_last)
         if teacher is not None:
             teacher = teacher.to(memory_format=torch.channels_last)
 
-    n_local = len(data["x"]) // world
-    steps_per_epoch = n_local // cfg.batch_size  # drop_last: equal steps on every rank, no 1-sample BN batches
-    if cfg.max_steps_per_epoch is not None:
-        steps_per_epoch = min(steps_per_epoch, cfg.max_steps_per_epoch)
+    gen = torch.Generator().manual_seed(cfg.seed)  # permutation, augmentation, mixup, attack starts
+    if "train_set" in data:
+        source: Any = StreamedBatches(data["train_set"], global_batch=cfg.batch_size, rank=rank, world=world,
+                                      seed=cfg.seed, device=device, num_workers=_workers(cfg, world),
+                                      max_steps_per_epoch=cfg.max_steps_per_epoch, channels_last=channels_last)
+    else:
+        source = InMemoryBatches(data["x"], data["y"], global_batch=cfg.batch_size, rank=rank, world=world,
+                                 generator=gen, augment=cfg.augment, device=device,
+                                 max_steps_per_epoch=cfg.max_steps_per_epoch, channels_last=channels_last)
+        del data["x"], data["y"]  # the source holds them (on the device)
+    steps_per_epoch = source.steps_per_epoch  # len(train) // GLOBAL batch: the same for any world size
     params = list(student.parameters()) + list(distill.parameters())
     opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
                           weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_factor(cfg, steps_per_epoch))
-    gen = torch.Generator().manual_seed(cfg.seed)  # permutation, augmentation, mixup, attack starts
 
-    wrapped: nn.Module = WithFeatures(student)
+    # one module holds student + learned distillation modules: DDP syncs (and rank 0 saves) both
+    wrapped: nn.Module = WithFeatures(student, distill=distill, cfg=cfg)
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel as DDP
-        wrapped = DDP(wrapped, device_ids=[local_rank] if cuda else None)
+        partial_blocks = cfg.blocks is not None and len(list(distill.parameters())) > 0  # maps of unused blocks
+        wrapped = DDP(wrapped, device_ids=[local_rank] if cuda else None, find_unused_parameters=partial_blocks)
+    if cfg.compile:
+        wrapped = torch.compile(wrapped)
     ctx = StepContext(cfg=cfg, student=wrapped, student_module=student, teacher=teacher, generator=gen,
                       affine=distill["affine"] if "affine" in distill else None,
-                      adapters=distill["adapters"] if "adapters" in distill else None, distributed=world > 1)
+                      adapters=distill["adapters"] if "adapters" in distill else None, distributed=world > 1,
+                      feature_term_in_forward=True)
     step_fn = METHODS[cfg.method]
     meta = _meta(cfg, data)
     select_key = {"val_acc": "val_acc", "val_rob": "val_rob", "last": None}[cfg.select_metric]
@@ -368,69 +510,97 @@ def train(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False) -> dic
         _write_json(run_dir / "config.json", to_dict(cfg))
         _write_json(run_dir / "meta.json", {"seed": cfg.seed, "git": git_commit(), "machine": _machine(),
                                             "device": str(device), "world_size": world, "teacher": tinfo,
-                                            "n_train": len(data["x"]), "n_val": len(data["x_val"]),
+                                            "n_train": data["n_train"], "n_val": data["n_val"],
+                                            "batch_size_global": cfg.batch_size, "batch_size_per_rank": local_batch,
                                             "steps_per_epoch": steps_per_epoch, "started": time.time()})
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if cuda and cfg.bf16 else contextlib.nullcontext())
     from tqdm.auto import tqdm
-    from .data import augment
 
     bar = tqdm(total=(cfg.epochs - start_epoch) * steps_per_epoch, disable=not (cfg.progress and is_main),
                desc=f"{cfg.method}:{cfg.model}", dynamic_ncols=True, leave=False)
-    x_all, y_all = data["x"], data["y"]
     train_time = history_time
     last_val: dict[str, float] = {}
     try:
         for epoch in range(start_epoch, cfg.epochs):
             student.train()
             t0 = time.time()
-            perm = torch.randperm(len(x_all), generator=gen)
-            if world > 1:
-                perm = perm[rank::world][:n_local]
+            names: list[str] | None = None
+            pending: list[Tensor] = []  # per step [total, *terms] on the device; read every log_every steps
             sums: dict[str, float] = {}
-            loss_sum, correct, seen = 0.0, 0, 0
-            for s in range(steps_per_epoch):
-                idx = perm[s * cfg.batch_size:(s + 1) * cfg.batch_size]
-                xb = augment(x_all[idx], cfg.augment, generator=gen).to(device, non_blocking=True)
-                yb = y_all[idx].to(device, non_blocking=True)
-                if cuda and cfg.channels_last:
-                    xb = xb.contiguous(memory_format=torch.channels_last)
+            loss_sum, seen = 0.0, 0
+            correct = torch.zeros((), dtype=torch.int64, device=device)
+
+            def flush(step: int) -> None:  # one host sync for the window; NaN/Inf check on read
+                nonlocal loss_sum
+                if not pending:
+                    return
+                rows = torch.stack(pending)
+                bad = (~torch.isfinite(rows)).any()
+                if world > 1:  # every rank stops together (a lone raise would hang the others in a collective)
+                    import torch.distributed as dist
+                    flag = bad.to(torch.int32).reshape(1)
+                    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+                    any_bad = bool(flag.item())
+                else:
+                    any_bad = bool(bad)
+                table = rows.double().cpu().tolist()
+                first = step - len(table) + 1  # 1-based step of the first row
+                if any_bad:
+                    for i, row in enumerate(table):
+                        if not all(math.isfinite(v) for v in row):
+                            raise DivergenceError(_divergence_message(names or [], row, epoch, first + i, last_path))
+                    raise DivergenceError(f"a loss term became NaN/Inf on another rank at epoch {epoch + 1} (steps "
+                                          f"{first}-{step}); training stopped; lower lr or alpha_acm")
+                for row in table:
+                    loss_sum += row[0]
+                    for k, v in zip(names or [], row[1:]):
+                        sums[k] = sums.get(k, 0.0) + v
+                pending.clear()
+                bar.update(len(table))
+                bar.set_postfix(epoch=epoch + 1, loss=f"{table[-1][0]:.3f}")
+
+            for s, (xb, yb) in enumerate(source.epoch(epoch)):
                 with autocast:
                     out = step_fn(ctx, xb, yb)
-                terms = {k: float(v) for k, v in out.terms.items()}
-                total = float(out.loss.detach())
-                if not math.isfinite(total) or not all(math.isfinite(v) for v in terms.values()):
-                    bad = [k for k, v in terms.items() if not math.isfinite(v)] or ["total (weighted sum)"]
-                    kept = (f"last good checkpoint {last_path} (epoch {epoch})"
-                            if last_path.is_file() else "no checkpoint yet (diverged in the first epoch)")
-                    raise DivergenceError(f"loss term {', '.join(repr(b) for b in bad)} became "
-                                          f"{terms.get(bad[0], total)} at epoch {epoch + 1} step {s + 1}; training "
-                                          f"stopped, {kept}; lower lr or alpha_acm")
+                if names is None:
+                    names = list(out.terms)
+                pending.append(torch.stack([out.loss.detach().float(), *(out.terms[k].float() for k in names)]))
                 opt.zero_grad(set_to_none=True)
                 out.loss.backward()
                 opt.step()
                 sched.step()
                 global_step += 1
-                for k, v in terms.items():
-                    sums[k] = sums.get(k, 0.0) + v
-                loss_sum += total
-                correct += int((out.logits.detach().argmax(1) == yb).sum()) if out.logits.shape[0] == len(yb) else 0
+                if out.logits.shape[0] == len(yb):
+                    correct += (out.logits.detach().argmax(1) == yb).sum()
                 seen += len(yb)
-                bar.update(1)
-                bar.set_postfix(epoch=epoch + 1, loss=f"{total:.3f}")
+                if (s + 1) % cfg.log_every == 0:
+                    flush(s + 1)
+            flush(steps_per_epoch)
+            n_correct = int(correct)
+            if world > 1:  # training loss / accuracy over all ranks
+                import torch.distributed as dist
+                vec = torch.tensor([loss_sum, *sums.values(), n_correct, seen], dtype=torch.float64, device=device)
+                dist.all_reduce(vec)
+                loss_sum = float(vec[0]) / world
+                sums = {k: float(v) / world for k, v in zip(sums, vec[1:-2].tolist())}
+                n_correct, seen = int(vec[-2]), int(vec[-1])
             epoch_time = time.time() - t0
             train_time += epoch_time
-            last_val = _validate(cfg, student, data, device)
+            improved = False
+            if is_main:  # validation and the best-epoch decision: rank 0 only, then broadcast
+                last_val = _validate(cfg, student, data, device)
+                # a constant predictor scores 1/K robust accuracy: never select an epoch below twice chance clean acc
+                usable = select_key != "val_rob" or last_val.get("val_acc", 0.0) >= 2.0 / data["num_classes"]
+                improved = select_key is not None and select_key in last_val and usable and (
+                    best["value"] is None or last_val[select_key] > best["value"])
+                if improved:
+                    best = {"value": last_val[select_key], "epoch": epoch + 1}
+            last_val, best, improved = _bcast((last_val, best, improved), world)
             student.train()
             n = max(steps_per_epoch, 1)
             record = {"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"], "loss": loss_sum / n,
-                      "terms": {k: v / n for k, v in sums.items()}, "train_acc": correct / max(seen, 1),
+                      "terms": {k: v / n for k, v in sums.items()}, "train_acc": n_correct / max(seen, 1),
                       **last_val, "epoch_time_s": epoch_time, "step_time_s": epoch_time / n}
-            # a constant predictor scores 1/K robust accuracy: never select an epoch below twice chance clean acc
-            usable = select_key != "val_rob" or last_val.get("val_acc", 0.0) >= 2.0 / data["num_classes"]
-            improved = select_key is not None and select_key in last_val and usable and (
-                best["value"] is None or last_val[select_key] > best["value"])
-            if improved:
-                best = {"value": last_val[select_key], "epoch": epoch + 1}
             if is_main:
                 with open(run_dir / "metrics.jsonl", "a") as f:
                     f.write(json.dumps(record) + "\n")
@@ -445,6 +615,11 @@ def train(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False) -> dic
     finally:
         bar.close()
 
+    _debug_rank_state(run_dir, rank, student, distill, best=best, global_step=global_step, world_size=world,
+                      steps_per_epoch=steps_per_epoch, batch_size_per_rank=local_batch)
+    if world > 1:  # rank 0 has written its last checkpoint before anyone reports completion
+        import torch.distributed as dist
+        dist.barrier()
     selected = best_path if (select_key is not None and best_path.is_file()) else last_path
     sel_payload = load_checkpoint(selected) if is_main else {}
     summary = {
@@ -454,7 +629,8 @@ def train(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False) -> dic
         "val_acc": sel_payload.get("val_acc"), "val_rob": sel_payload.get("val_rob"),
         "final_val_acc": last_val.get("val_acc"), "final_val_rob": last_val.get("val_rob"),
         "method": cfg.method, "model": cfg.model, "dataset": cfg.dataset, "seed": cfg.seed, "epochs": cfg.epochs,
-        "steps_per_epoch": steps_per_epoch, "n_train": len(data["x"]), "n_val": len(data["x_val"]),
+        "steps_per_epoch": steps_per_epoch, "n_train": data["n_train"], "n_val": data["n_val"],
+        "batch_size_per_rank": local_batch, "global_step": global_step,
         "num_params": sum(p.numel() for p in student.parameters()),
         "teacher": tinfo or None, "device": str(device), "world_size": world,
         "train_time_s": train_time, "step_time_s": train_time / max(1, cfg.epochs * steps_per_epoch),
@@ -481,6 +657,12 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, TeacherError, CheckpointError, DivergenceError) as e:
         print(f"mixacm train: error: {e}", file=sys.stderr)
         return 2
+    finally:
+        import torch.distributed as dist
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
+    if int(os.environ.get("RANK", "0")) != 0:
+        return 0  # rank 0 prints the result
     print(json.dumps({k: summary[k] for k in ("checkpoint", "val_acc", "val_rob", "selected_epoch", "train_time_s")},
                      indent=2))
     return 0

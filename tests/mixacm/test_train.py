@@ -152,7 +152,7 @@ def test_resume_with_another_architecture_is_refused(tmp_path):
 @pytest.mark.parametrize("override,match", [
     ({"model": "resnet-7"}, r"unknown model 'resnet-7'; valid: .*wrn"),
     ({"dataset": "mnist"}, r"unknown dataset 'mnist'; valid: .*digits"),
-    ({"method": "trades"}, r"unknown method 'trades'; valid: .*mixacm"),
+    ({"method": "tradez"}, r"unknown method 'tradez'; valid: .*mixacm"),
     ({"dataset": "imagefolder:/nonexistent/data"}, r"not found|does not exist"),
     ({"data_root": "/nonexistent/data"}, r"data_root '/nonexistent/data' does not exist"),
     ({"method": "mixacm"}, r"needs a teacher"),
