@@ -284,7 +284,8 @@ def _distill_modules(cfg: TrainConfig, teacher: FrozenTeacher | None, student: n
 
 def _lr_factor(cfg: TrainConfig, steps_per_epoch: int):
     """Per-step LR multiplier: linear warm-up from warmup_start_lr to lr over warmup_epochs (Supp. A.1, ImageNet),
-    then cosine annealing to 0 without restarts (Sec. 6 / Supp. A.1) or constant."""
+    then cosine annealing to 0 without restarts (Sec. 6 / Supp. A.1), constant, or piecewise (x 0.1 at
+    ``lr_milestones``)."""
     total = cfg.epochs * steps_per_epoch
     warm = int(round(cfg.warmup_epochs * steps_per_epoch))
     start = cfg.warmup_start_lr / cfg.lr
@@ -294,6 +295,8 @@ def _lr_factor(cfg: TrainConfig, steps_per_epoch: int):
             return start + (1.0 - start) * step / warm
         if cfg.schedule == "constant":
             return 1.0
+        if cfg.schedule == "piecewise":  # x 0.1 at each milestone (fractions of all steps; Rice et al., Pang et al.)
+            return 0.1 ** sum(step >= m * total for m in cfg.lr_milestones)
         t = (step - warm) / max(1, total - warm)
         return 0.5 * (1.0 + math.cos(math.pi * min(t, 1.0)))
 
@@ -462,7 +465,8 @@ def train(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False) -> dic
     params = list(student.parameters()) + list(distill.parameters())
     opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
                           weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_factor(cfg, steps_per_epoch))
+    # optimiser steps per epoch: each minibatch is replayed free_replays times (Free-AT; 1 for every other method)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_factor(cfg, steps_per_epoch * cfg.free_replays))
 
     # one module holds student + learned distillation modules: DDP syncs (and rank 0 saves) both
     wrapped: nn.Module = WithFeatures(student, distill=distill, cfg=cfg)
@@ -516,7 +520,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False) -> dic
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if cuda and cfg.bf16 else contextlib.nullcontext())
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=(cfg.epochs - start_epoch) * steps_per_epoch, disable=not (cfg.progress and is_main),
+    bar = tqdm(total=(cfg.epochs - start_epoch) * steps_per_epoch * cfg.free_replays, disable=not (cfg.progress and is_main),
                desc=f"{cfg.method}:{cfg.model}", dynamic_ncols=True, leave=False)
     train_time = history_time
     last_val: dict[str, float] = {}
@@ -559,23 +563,27 @@ def train(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False) -> dic
                 bar.update(len(table))
                 bar.set_postfix(epoch=epoch + 1, loss=f"{table[-1][0]:.3f}")
 
+            ctx.epoch = epoch
             for s, (xb, yb) in enumerate(source.epoch(epoch)):
-                with autocast:
-                    out = step_fn(ctx, xb, yb)
-                if names is None:
-                    names = list(out.terms)
-                pending.append(torch.stack([out.loss.detach().float(), *(out.terms[k].float() for k in names)]))
-                opt.zero_grad(set_to_none=True)
-                out.loss.backward()
-                opt.step()
-                sched.step()
-                global_step += 1
-                if out.logits.shape[0] == len(yb):
-                    correct += (out.logits.detach().argmax(1) == yb).sum()
-                seen += len(yb)
+                for _ in range(cfg.free_replays):  # Free-AT replays each minibatch m times; 1 otherwise
+                    with autocast:
+                        out = step_fn(ctx, xb, yb)
+                    if names is None:
+                        names = list(out.terms)
+                    pending.append(torch.stack([out.loss.detach().float(), *(out.terms[k].float() for k in names)]))
+                    opt.zero_grad(set_to_none=True)
+                    out.loss.backward()
+                    opt.step()
+                    if out.post_step is not None:  # AWP removes its weight perturbation, Free-AT carries delta
+                        out.post_step()
+                    sched.step()
+                    global_step += 1
+                    if out.logits.shape[0] == len(yb):
+                        correct += (out.logits.detach().argmax(1) == yb).sum()
+                    seen += len(yb)
                 if (s + 1) % cfg.log_every == 0:
-                    flush(s + 1)
-            flush(steps_per_epoch)
+                    flush((s + 1) * cfg.free_replays)
+            flush(steps_per_epoch * cfg.free_replays)
             n_correct = int(correct)
             if world > 1:  # training loss / accuracy over all ranks
                 import torch.distributed as dist
@@ -597,7 +605,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False) -> dic
                     best = {"value": last_val[select_key], "epoch": epoch + 1}
             last_val, best, improved = _bcast((last_val, best, improved), world)
             student.train()
-            n = max(steps_per_epoch, 1)
+            n = max(steps_per_epoch * cfg.free_replays, 1)
             record = {"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"], "loss": loss_sum / n,
                       "terms": {k: v / n for k, v in sums.items()}, "train_acc": n_correct / max(seen, 1),
                       **last_val, "epoch_time_s": epoch_time, "step_time_s": epoch_time / n}

@@ -110,3 +110,36 @@ def test_free_at_carries_its_perturbation_within_eps():
         out.post_step()
     delta = ctx.extras["free_delta"]
     assert delta.abs().max() <= ctx.cfg.eps + 1e-7 and delta.abs().max() > 0
+
+
+# ------------------------------------------------------------------------------------------- trained on digits
+DIGITS = {"method": "natural", "model": "wrn-10-1", "epochs": 6}
+BRIEF = {"trades": {"attack_steps": 5}, "mart": {"attack_steps": 5}, "fat": {"attack_steps": 5},
+         "awp": {"attack_steps": 5, "awp_warmup_epochs": 1}, "free_at": {"free_replays": 4, "epochs": 2}}
+
+
+def _pgd20_on_digits(tmp_path, **overrides):
+    from mixacm.config import load_config
+    from mixacm.data import load_split
+    from mixacm.evaluate import evaluate
+    from mixacm.train import load_checkpoint_model, train
+    from verification.plans import DIGITS_BASE
+
+    s = train(load_config(None, {**DIGITS_BASE, **DIGITS, **overrides}), tmp_path / "run")
+    x, y = load_split("digits", "test")
+    r = evaluate(load_checkpoint_model(s["checkpoint"]), x, y, attacks=["pgd20"], eps=0.1, n=300, progress=False)
+    return r["clean"]["accuracy"], r["attacks"]["pgd20"]["robust_accuracy"]
+
+
+@pytest.fixture(scope="module")
+def natural_digits(tmp_path_factory):
+    torch.set_num_threads(1)
+    return _pgd20_on_digits(tmp_path_factory.mktemp("natural"))
+
+
+@pytest.mark.parametrize("method", sorted(BRIEF))
+def test_trained_briefly_on_digits_more_robust_than_natural(method, natural_digits, tmp_path):
+    """eps 0.1, PGD-20 on 300 test digits: natural training reaches about 0.66, each compared method about 0.87-0.92
+    (measured); the test asks for +0.1 over natural and clean accuracy above 0.9."""
+    clean, rob = _pgd20_on_digits(tmp_path, method=method, **BRIEF[method])
+    assert clean > 0.9 and rob > natural_digits[1] + 0.1, (method, clean, rob, natural_digits)
