@@ -166,6 +166,7 @@ def _robustbench_utils(name: str | None = None):
     import importlib
     import importlib.util
     import sys
+    import warnings
 
     what = f"RobustBench teacher {name!r}" if name else "RobustBench"
     try:
@@ -174,7 +175,9 @@ def _robustbench_utils(name: str | None = None):
             import pyautoattack.state
             sys.modules["autoattack"] = pyautoattack
             sys.modules["autoattack.state"] = pyautoattack.state
-        return importlib.import_module("robustbench.utils")
+        with warnings.catch_warnings():  # its import warns (pkg_resources, timm and torch.jit deprecations)
+            warnings.simplefilter("ignore")
+            return importlib.import_module("robustbench.utils")
     except ImportError as e:
         if (e.name or "").split(".")[0] == "robustbench":
             raise TeacherError(f"{what} needs the optional extra: pip install 'mixacm[robustbench]' (or pass a local "
@@ -217,6 +220,14 @@ def _rb_normalisation(rb: nn.Module, layout: str) -> tuple[Tensor, Tensor]:
     return norm.mean.detach().flatten().cpu(), norm.std.detach().flatten().cpu()
 
 
+def _default_normalisation_fits(info: RobustBenchTeacher) -> bool:
+    """Whether info.arch built with its defaults (as teacher=PATH with teacher_model=ARCH does) normalises as the
+    RobustBench model does. Builds the model (about 1.5 s for WRN-70-16); used only in an error message."""
+    m = _build(info.arch, info.num_classes, 3)
+    return (torch.allclose(m.mean.flatten(), torch.tensor(info.mean), rtol=0, atol=1e-6)
+            and torch.allclose(m.std.flatten(), torch.tensor(info.std), rtol=0, atol=1e-6))
+
+
 def _load_robustbench(name: str, in_channels: int, cache_dir: Path | None) -> tuple[nn.Module, RobustBenchTeacher]:
     """Load RobustBench model name (via RobustBench's own load_model, which downloads to
     ``cache_dir/DATASET/THREAT_MODEL/NAME.pt`` unless that file exists; cache_dir None -> ~/.cache/mixacm/robustbench)
@@ -234,9 +245,16 @@ def _load_robustbench(name: str, in_channels: int, cache_dir: Path | None) -> tu
                         model_dir=str(_rb_model_dir(cache_dir)))
     except Exception as e:  # network errors come in many types (URLError, requests, gdown)
         why = f"{type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''}"
+        if info.layout != "dm":  # e.g. Salman2020Do_R50: the file holds the bare torchvision net's keys
+            local = f"not as teacher=PATH: that file's keys are RobustBench's {info.layout} layout, not {info.arch}'s"
+        elif not _default_normalisation_fits(info):  # a raw state dict would silently get the default mean/std
+            local = (f"not as teacher=PATH: {info.arch} would get its default normalisation, not {info.dataset}'s "
+                     f"mean={info.mean} std={info.std}")
+        else:
+            local = f"or pass that file as teacher=PATH with teacher_model={info.arch}"
         raise TeacherError(f"could not download RobustBench teacher {name!r} ({why}); go online once, or put its "
-                           f"RobustBench file at {_rb_file(name, cache_dir)}, or pass a local checkpoint as "
-                           f"teacher=PATH with teacher_model={info.arch}") from None
+                           f"RobustBench file at {_rb_file(name, cache_dir)} (then it loads offline), {local}") \
+            from None
     want_mean, want_std = torch.tensor(info.mean), torch.tensor(info.std)
     rb_mean, rb_std = _rb_normalisation(rb, info.layout)
     if not (torch.allclose(rb_mean, want_mean, rtol=0, atol=1e-6)

@@ -109,6 +109,16 @@ def test_download_failure_names_the_fix(tmp_path, monkeypatch):
     msg = str(e.value)
     assert "\n" not in msg and "could not download" in msg and "teacher_model=gowal-wrn-28-10" in msg
     assert str(tmp_path / "cifar10" / "Linf" / "Gowal2020Uncovering_28_10_extra.pt") in msg
+    # the CIFAR-100 teacher: a raw local checkpoint would get CIFAR-10 statistics, so that is not offered as the fix
+    with pytest.raises(TeacherError) as e:
+        load_teacher_model("robustbench:Gowal2020Uncovering_extra", num_classes=100, cache_dir=tmp_path)
+    msg = str(e.value)
+    assert str(tmp_path / "cifar100" / "Linf" / "Gowal2020Uncovering_extra.pt") in msg
+    assert "not as teacher=PATH" in msg and "teacher_model=" not in msg
+    # the ImageNet teacher: RobustBench's file holds bare torchvision keys, which resnet50 (net.*) does not take
+    with pytest.raises(TeacherError, match=r"imagenet/Linf/Salman2020Do_R50\.pt.*not as teacher=PATH") as e:
+        load_teacher_model("robustbench:Salman2020Do_R50", num_classes=1000, cache_dir=tmp_path)
+    assert "\n" not in str(e.value)
 
 
 def test_wrong_in_channels_is_refused():
@@ -121,3 +131,14 @@ def test_autoattack_shim_does_not_hide_a_missing_robustbench(monkeypatch):
     monkeypatch.setitem(sys.modules, "robustbench.utils", None)
     with pytest.raises(TeacherError, match=r"pip install 'mixacm\[robustbench\]'"):
         _robustbench_utils("X")
+
+
+def test_broken_robustbench_import_names_the_fix(monkeypatch):
+    # robustbench present but its `import pkg_resources` failing (setuptools>=81): say so, not "not installed"
+    for mod in [m for m in sys.modules if m == "robustbench" or m.startswith("robustbench.")]:
+        monkeypatch.delitem(sys.modules, mod)
+    monkeypatch.setitem(sys.modules, "pkg_resources", None)
+    with pytest.raises(TeacherError, match=r"robustbench is installed but its import failed .*pkg_resources.*"
+                                           r"setuptools<81") as e:
+        _robustbench_utils("Salman2020Do_R50")
+    assert "\n" not in str(e.value)
