@@ -245,6 +245,10 @@ def _load_robustbench(name: str, in_channels: int, cache_dir: Path | None) -> tu
                         model_dir=str(_rb_model_dir(cache_dir)))
     except Exception as e:  # network errors come in many types (URLError, requests, gdown)
         why = f"{type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''}"
+        file = _rb_file(name, cache_dir)
+        if file.is_file():  # not (only) a download problem: the file there is unreadable, truncated or foreign
+            raise TeacherError(f"RobustBench could not load its file {file} for teacher {name!r} ({why}); delete it "
+                               f"and rerun online to download it again") from None
         if info.layout != "dm":  # e.g. Salman2020Do_R50: the file holds the bare torchvision net's keys
             local = f"not as teacher=PATH: that file's keys are RobustBench's {info.layout} layout, not {info.arch}'s"
         elif not _default_normalisation_fits(info):  # a raw state dict would silently get the default mean/std
@@ -253,8 +257,7 @@ def _load_robustbench(name: str, in_channels: int, cache_dir: Path | None) -> tu
         else:
             local = f"or pass that file as teacher=PATH with teacher_model={info.arch}"
         raise TeacherError(f"could not download RobustBench teacher {name!r} ({why}); go online once, or put its "
-                           f"RobustBench file at {_rb_file(name, cache_dir)} (then it loads offline), {local}") \
-            from None
+                           f"RobustBench file at {file} (then it loads offline), {local}") from None
     want_mean, want_std = torch.tensor(info.mean), torch.tensor(info.std)
     rb_mean, rb_std = _rb_normalisation(rb, info.layout)
     if not (torch.allclose(rb_mean, want_mean, rtol=0, atol=1e-6)

@@ -121,6 +121,15 @@ def test_download_failure_names_the_fix(tmp_path, monkeypatch):
     assert "\n" not in str(e.value)
 
 
+def test_unreadable_file_is_not_called_a_download_failure(tmp_path):
+    bad = tmp_path / "cifar10" / "Linf" / "Gowal2020Uncovering_28_10_extra.pt"
+    bad.parent.mkdir(parents=True)
+    bad.write_bytes(b"<html>quota exceeded</html>")  # what a failed Google Drive download can leave behind
+    with pytest.raises(TeacherError, match=r"RobustBench could not load its file .*delete it") as e:
+        load_teacher_model("robustbench:Gowal2020Uncovering_28_10_extra", cache_dir=tmp_path)
+    assert "\n" not in str(e.value)
+
+
 def test_wrong_in_channels_is_refused():
     with pytest.raises(TeacherError, match="3 input channels"):
         load_teacher_model("robustbench:Gowal2020Uncovering_28_10_extra", in_channels=1)
@@ -142,3 +151,26 @@ def test_broken_robustbench_import_names_the_fix(monkeypatch):
                                            r"setuptools<81") as e:
         _robustbench_utils("Salman2020Do_R50")
     assert "\n" not in str(e.value)
+
+
+def test_standin_is_seeded_and_a_wrong_table_is_refused(tmp_path, monkeypatch):
+    import dataclasses
+
+    from mixacm.robustbench_standin import write_standin_checkpoint
+
+    name = "Gowal2020Uncovering_28_10_extra"
+    a = torch.load(write_standin_checkpoint(name, tmp_path / "a", seed=0), weights_only=True)
+    b = torch.load(write_standin_checkpoint(name, tmp_path / "b", seed=0), weights_only=True)
+    c = torch.load(write_standin_checkpoint(name, tmp_path / "c", seed=1), weights_only=True)
+    assert a.keys() == b.keys() == c.keys() and "mean" not in a  # RobustBench's DMWideResNet: mean/std not saved
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not torch.equal(a["logits.weight"], c["logits.weight"])
+    assert not torch.equal(a["batchnorm.running_mean"], torch.zeros_like(a["batchnorm.running_mean"]))
+    del a, b, c
+    # the loader checks the table against RobustBench's model: a CIFAR-10 teacher stated with CIFAR-100 statistics
+    wrong = dataclasses.replace(ROBUSTBENCH_TEACHERS[name], mean=ROBUSTBENCH_TEACHERS["Gowal2020Uncovering_extra"].mean)
+    monkeypatch.setitem(ROBUSTBENCH_TEACHERS, name, wrong)
+    with pytest.raises(TeacherError, match=r"RobustBench normalises with mean=.*fix the table"):
+        load_teacher_model(f"robustbench:{name}", cache_dir=tmp_path / "a")
+    for d in "abc":
+        (tmp_path / d / "cifar10" / "Linf" / f"{name}.pt").unlink()
