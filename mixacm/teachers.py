@@ -2,8 +2,12 @@
 
 Teacher specs (``TrainConfig.teacher``):
     "robustbench:NAME"     a RobustBench model from ROBUSTBENCH_TEACHERS (optional extra ``mixacm[robustbench]``,
-                           needs network the first time); weights are loaded into our own architecture so that
-                           block features follow the one feature contract of mixacm.models.
+                           needs network the first time); weights are loaded into our own architecture (strict keys,
+                           the normalisation the table states) so that block features follow the one feature
+                           contract of mixacm.models. RobustBench's own ``load_model`` is called with
+                           ``model_dir=cache_dir`` (default ~/.cache/mixacm/robustbench; the trainer passes
+                           RUNS/_teachers), so the file is ``cache_dir/DATASET/Linf/NAME.pt``: downloaded there once,
+                           read from there offline (also where mixacm.robustbench_standin writes its test stand-in).
     PATH.pt / PATH.pth     a checkpoint of this package (architecture rebuilt from it) or a raw state dict
                            (needs ``teacher_model``); always loaded with ``weights_only=True`` (no code runs).
     PATH.safetensors       a raw state dict in safetensors format (needs ``teacher_model``).
@@ -24,32 +28,56 @@ import torch
 from torch import Tensor, nn
 
 from .checkpoint import CheckpointError, is_package_checkpoint, load_checkpoint, load_state_strict
+from .models.common import CIFAR10_MEAN, CIFAR10_STD, CIFAR100_MEAN, CIFAR100_STD, IMAGENET_MEAN, IMAGENET_STD
 
 
 class TeacherError(ValueError):
     """A teacher that cannot be used; the message is one line that names the fix."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RobustBenchTeacher:
-    arch: str            # our architecture name (mixacm.models.build_model)
-    dataset: str         # RobustBench dataset name
+    """Everything needed to load one RobustBench model into our architecture: the ONE place that knows it.
+
+    RobustBench keeps the input normalisation OUTSIDE its checkpoint files (DMWideResNet: constructor args stored as
+    non-persistent buffers; ImageNet models: ``normalize_model(net, mean, std)``), so it must be stated here; the
+    values are those of RobustBench's model definitions (``robustbench/model_zoo/{cifar10,cifar100,imagenet}.py``),
+    and loading checks them against the RobustBench model it gets (tests/mixacm/test_robustbench_teachers.py too).
+    """
+    arch: str                          # our architecture name (mixacm.models.build_model)
+    dataset: str                       # RobustBench dataset name: cifar10 | cifar100 | imagenet
     num_classes: int
-    clean_acc: float     # RobustBench leaderboard clean accuracy (test set), used only by the gate
+    mean: tuple[float, float, float]   # input normalisation of RobustBench's model (images in [0,1])
+    std: tuple[float, float, float]
+    layout: str                        # how RobustBench's module tree maps to ours, see _RB_LAYOUTS
+    clean_acc: float                   # RobustBench leaderboard clean accuracy (test set), used only by the gate
+    threat_model: str = "Linf"
     note: str = ""
 
 
+# RobustBench module tree -> ours (state-dict keys):
+#   "dm":              DMWideResNet(..., mean, std) -> gowal-wrn-D-W: same keys; mean/std are not in the state dict.
+#   "normalize_model": Sequential(normalize=ImageNormalizer(mean, std), model=torchvision net) -> resnet50:
+#                      model.* -> net.*, normalize.{mean,std} (1,C,1,1) -> {mean,std} (C,1,1).
+_RB_LAYOUTS = ("dm", "normalize_model")
+
 # Teachers the paper used (Sec. 6 "Pre-Trained Robust Models"; Supp. A.1 "Teacher Models"), Linf threat model.
 ROBUSTBENCH_TEACHERS: dict[str, RobustBenchTeacher] = {
-    "Gowal2020Uncovering_28_10_extra": RobustBenchTeacher("gowal-wrn-28-10", "cifar10", 10, 0.8948,
-                                                          "WRN-28-10, most CIFAR experiments"),
-    "Gowal2020Uncovering_34_20": RobustBenchTeacher("gowal-wrn-34-20", "cifar10", 10, 0.8564,
-                                                    "WRN-34-20, Tables 4/8"),
-    "Gowal2020Uncovering_70_16_extra": RobustBenchTeacher("gowal-wrn-70-16", "cifar10", 10, 0.9110,
-                                                          "not in the paper; a stronger CIFAR-10 teacher"),
-    "Gowal2020Uncovering_extra": RobustBenchTeacher("gowal-wrn-70-16", "cifar100", 100, 0.6915,
-                                                    "CIFAR-100; RobustBench has no Gowal WRN-28-10 for CIFAR-100"),
-    "Salman2020Do_R50": RobustBenchTeacher("resnet50", "imagenet", 1000, 0.6402, "ResNet-50, Table 2"),
+    "Gowal2020Uncovering_28_10_extra": RobustBenchTeacher(
+        arch="gowal-wrn-28-10", dataset="cifar10", num_classes=10, mean=CIFAR10_MEAN, std=CIFAR10_STD, layout="dm",
+        clean_acc=0.8948, note="WRN-28-10, most CIFAR experiments"),
+    "Gowal2020Uncovering_34_20": RobustBenchTeacher(
+        arch="gowal-wrn-34-20", dataset="cifar10", num_classes=10, mean=CIFAR10_MEAN, std=CIFAR10_STD, layout="dm",
+        clean_acc=0.8564, note="WRN-34-20, Tables 4/8"),
+    "Gowal2020Uncovering_70_16_extra": RobustBenchTeacher(
+        arch="gowal-wrn-70-16", dataset="cifar10", num_classes=10, mean=CIFAR10_MEAN, std=CIFAR10_STD, layout="dm",
+        clean_acc=0.9110, note="not in the paper; a stronger CIFAR-10 teacher"),
+    "Gowal2020Uncovering_extra": RobustBenchTeacher(
+        arch="gowal-wrn-70-16", dataset="cifar100", num_classes=100, mean=CIFAR100_MEAN, std=CIFAR100_STD,
+        layout="dm", clean_acc=0.6915, note="CIFAR-100; RobustBench has no Gowal WRN-28-10 for CIFAR-100"),
+    "Salman2020Do_R50": RobustBenchTeacher(
+        arch="resnet50", dataset="imagenet", num_classes=1000, mean=IMAGENET_MEAN, std=IMAGENET_STD,
+        layout="normalize_model", clean_acc=0.6402, note="ResNet-50, Table 2"),
 }
 
 
@@ -87,10 +115,10 @@ def freeze(model: nn.Module) -> nn.Module:
 
 
 # --------------------------------------------------------------------------------------------------- loading
-def _build(arch: str, num_classes: int, in_channels: int) -> nn.Module:
+def _build(arch: str, num_classes: int, in_channels: int, **kw) -> nn.Module:
     from .models import build_model
     try:
-        return build_model(arch, num_classes=num_classes, in_channels=in_channels)
+        return build_model(arch, num_classes=num_classes, in_channels=in_channels, **kw)
     except ValueError as e:
         raise TeacherError(f"teacher_model: {e}") from None
 
@@ -128,32 +156,122 @@ def _resolve_run_dir(path: Path) -> Path:
     raise TeacherError(f"run directory {str(path)!r} holds no best.pt/last.pt; train it first (mixacm train ...)")
 
 
+def _robustbench_utils(name: str | None = None):
+    """Import ``robustbench.utils`` (optional extra, imported only when asked for) or raise a one-line TeacherError.
+
+    Shim: robustbench 1.1.1 does ``from autoattack import AutoAttack`` (robustbench/eval.py, run by its
+    ``__init__``) but declares PyPI's ``pyautoattack``, which installs that same code as the package
+    ``pyautoattack``; when no ``autoattack`` module exists we alias it (and ``autoattack.state``) to pyautoattack.
+    """
+    import importlib
+    import importlib.util
+    import sys
+    import warnings
+
+    what = f"RobustBench teacher {name!r}" if name else "RobustBench"
+    try:
+        if "autoattack" not in sys.modules and importlib.util.find_spec("autoattack") is None:
+            import pyautoattack
+            import pyautoattack.state
+            sys.modules["autoattack"] = pyautoattack
+            sys.modules["autoattack.state"] = pyautoattack.state
+        with warnings.catch_warnings():  # its import warns (pkg_resources, timm and torch.jit deprecations)
+            warnings.simplefilter("ignore")
+            return importlib.import_module("robustbench.utils")
+    except ImportError as e:
+        if (e.name or "").split(".")[0] == "robustbench":
+            raise TeacherError(f"{what} needs the optional extra: pip install 'mixacm[robustbench]' (or pass a local "
+                               f"checkpoint as teacher=PATH)") from None
+        raise TeacherError(f"{what}: robustbench is installed but its import failed ({type(e).__name__}: {e}); "
+                           f"pip install 'mixacm[robustbench]' (it pins what robustbench needs, e.g. setuptools<81 "
+                           f"for pkg_resources)") from None
+
+
+def _rb_model_dir(cache_dir: Path | None) -> Path:
+    return cache_dir if cache_dir is not None else Path.home() / ".cache" / "mixacm" / "robustbench"
+
+
+def _rb_file(name: str, cache_dir: Path | None) -> Path:
+    """Where RobustBench's load_model keeps (and downloads) name: model_dir/dataset/threat_model/NAME.pt."""
+    info = ROBUSTBENCH_TEACHERS[name]
+    return _rb_model_dir(cache_dir) / info.dataset / info.threat_model / f"{name}.pt"
+
+
+def _rb_to_ours(state: dict[str, Tensor], layout: str) -> dict[str, Tensor]:
+    """RobustBench state-dict keys -> ours (see _RB_LAYOUTS)."""
+    if layout == "dm":
+        return dict(state)
+    if layout == "normalize_model":
+        out = {}
+        for k, v in state.items():
+            if k.startswith("model."):
+                out["net." + k.removeprefix("model.")] = v
+            elif k in ("normalize.mean", "normalize.std"):
+                out[k.removeprefix("normalize.")] = v.reshape(-1, 1, 1)
+            else:
+                out[k] = v  # reported as unexpected by the strict load
+        return out
+    raise ValueError(f"unknown RobustBench layout {layout!r}; valid: {', '.join(_RB_LAYOUTS)}")
+
+
+def _rb_normalisation(rb: nn.Module, layout: str) -> tuple[Tensor, Tensor]:
+    """(mean, std) that RobustBench's own model applies (flattened)."""
+    norm = rb.normalize if layout == "normalize_model" else rb
+    return norm.mean.detach().flatten().cpu(), norm.std.detach().flatten().cpu()
+
+
+def _default_normalisation_fits(info: RobustBenchTeacher) -> bool:
+    """Whether info.arch built with its defaults (as teacher=PATH with teacher_model=ARCH does) normalises as the
+    RobustBench model does. Builds the model (about 1.5 s for WRN-70-16); used only in an error message."""
+    m = _build(info.arch, info.num_classes, 3)
+    return (torch.allclose(m.mean.flatten(), torch.tensor(info.mean), rtol=0, atol=1e-6)
+            and torch.allclose(m.std.flatten(), torch.tensor(info.std), rtol=0, atol=1e-6))
+
+
 def _load_robustbench(name: str, in_channels: int, cache_dir: Path | None) -> tuple[nn.Module, RobustBenchTeacher]:
+    """Load RobustBench model name (via RobustBench's own load_model, which downloads to
+    ``cache_dir/DATASET/THREAT_MODEL/NAME.pt`` unless that file exists; cache_dir None -> ~/.cache/mixacm/robustbench)
+    and move its weights into our architecture (strict keys), with the normalisation of ROBUSTBENCH_TEACHERS."""
     if name not in ROBUSTBENCH_TEACHERS:
         raise TeacherError(f"unknown RobustBench teacher {name!r}; valid: {', '.join(ROBUSTBENCH_TEACHERS)}")
     info = ROBUSTBENCH_TEACHERS[name]
+    if in_channels != 3:
+        raise TeacherError(f"RobustBench teacher {name!r} takes 3 input channels (RGB {info.dataset}), the data has "
+                           f"{in_channels}; use a teacher trained on the student's dataset")
+    load_model = _robustbench_utils(name).load_model
+    source = f"robustbench:{name}"
     try:
-        from robustbench.utils import load_model  # optional extra, imported only when asked for
-    except ImportError:
-        raise TeacherError(f"RobustBench teacher {name!r} needs the optional extra: pip install 'mixacm[robustbench]'"
-                           f" (or pass a local checkpoint as teacher=PATH)") from None
-    try:
-        rb = load_model(model_name=name, dataset=info.dataset, threat_model="Linf",
-                        model_dir=str(cache_dir or Path.home() / ".cache" / "mixacm" / "robustbench"))
+        rb = load_model(model_name=name, dataset=info.dataset, threat_model=info.threat_model,
+                        model_dir=str(_rb_model_dir(cache_dir)))
     except Exception as e:  # network errors come in many types (URLError, requests, gdown)
-        raise TeacherError(f"could not download RobustBench teacher {name!r} ({type(e).__name__}: "
-                           f"{str(e).splitlines()[0][:120] if str(e) else ''}); go online once or pass a local "
-                           f"checkpoint as teacher=PATH with teacher_model={info.arch}") from None
-    state = rb.state_dict()
-    model = _build(info.arch, info.num_classes, in_channels)
-    own = set(model.state_dict())
-    for prefix in ("", "model.", "1.", "module."):  # RobustBench wraps ImageNet models in (normaliser, model)
-        cand = {k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)}
-        if set(cand) == own:
-            state = cand
-            break
-    load_state_strict(model, state, source=f"robustbench:{name}", expected=info.arch)
-    return model, info
+        why = f"{type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''}"
+        file = _rb_file(name, cache_dir)
+        if file.is_file():  # not (only) a download problem: the file there is unreadable, truncated or foreign
+            raise TeacherError(f"RobustBench could not load its file {file} for teacher {name!r} ({why}); delete it "
+                               f"and rerun online to download it again") from None
+        if info.layout != "dm":  # e.g. Salman2020Do_R50: the file holds the bare torchvision net's keys
+            local = f"not as teacher=PATH: that file's keys are RobustBench's {info.layout} layout, not {info.arch}'s"
+        elif not _default_normalisation_fits(info):  # a raw state dict would silently get the default mean/std
+            local = (f"not as teacher=PATH: {info.arch} would get its default normalisation, not {info.dataset}'s "
+                     f"mean={info.mean} std={info.std}")
+        else:
+            local = f"or pass that file as teacher=PATH with teacher_model={info.arch}"
+        raise TeacherError(f"could not download RobustBench teacher {name!r} ({why}); go online once, or put its "
+                           f"RobustBench file at {file} (then it loads offline), {local}") from None
+    want_mean, want_std = torch.tensor(info.mean), torch.tensor(info.std)
+    rb_mean, rb_std = _rb_normalisation(rb, info.layout)
+    if not (torch.allclose(rb_mean, want_mean, rtol=0, atol=1e-6)
+            and torch.allclose(rb_std, want_std, rtol=0, atol=1e-6)):
+        raise TeacherError(f"{source}: RobustBench normalises with mean={rb_mean.tolist()} std={rb_std.tolist()}, "
+                           f"ROBUSTBENCH_TEACHERS says {info.mean}/{info.std}; fix the table in mixacm/teachers.py")
+    state = _rb_to_ours(rb.state_dict(), info.layout)
+    del rb
+    model = _build(info.arch, info.num_classes, in_channels, mean=info.mean, std=info.std)
+    load_state_strict(model, state, source=source, expected=info.arch)
+    if not (torch.equal(model.mean.flatten(), want_mean) and torch.equal(model.std.flatten(), want_std)):
+        raise TeacherError(f"{source}: {info.arch} applies mean={model.mean.flatten().tolist()} "
+                           f"std={model.std.flatten().tolist()}, expected {info.mean}/{info.std}")
+    return model.eval(), info
 
 
 def _config_teacher(path: Path, cache_root: Path) -> Path:
