@@ -59,6 +59,7 @@ def _machine() -> dict[str, Any]:
     return info
 
 
+RANK0_WAIT_HOURS = 24  # how long the other ranks wait for rank 0 to fetch/train the teacher
 _SINGLE_PROCESS = [0]  # > 0 inside _single_process(): train() ignores torchrun's environment
 
 
@@ -116,19 +117,27 @@ def _rank0_first(fn, rank: int, world: int):
     other ranks (which then find the cache filled). An error on rank 0 is re-raised on every rank (no hang)."""
     if world <= 1:
         return fn()
+    import datetime
+
     import torch.distributed as dist
+    # training a config: teacher can take hours: the others wait on a gloo group with a long timeout (the default
+    # group keeps its short one, so real hangs elsewhere still surface)
+    wait = dist.new_group(backend="gloo", timeout=datetime.timedelta(hours=RANK0_WAIT_HOURS))
     box: list[Any] = [None]
-    if rank == 0:
-        try:
-            with _single_process():
-                out = fn()
-        except Exception as e:
-            box[0] = (type(e).__name__, str(e).splitlines()[0] if str(e) else type(e).__name__)
-            dist.broadcast_object_list(box, src=0)
-            raise
-        dist.broadcast_object_list(box, src=0)
-        return out
-    dist.broadcast_object_list(box, src=0)
+    try:
+        if rank == 0:
+            try:
+                with _single_process():
+                    out = fn()
+            except Exception as e:
+                box[0] = (type(e).__name__, str(e).splitlines()[0] if str(e) else type(e).__name__)
+                dist.broadcast_object_list(box, src=0, group=wait)
+                raise
+            dist.broadcast_object_list(box, src=0, group=wait)
+            return out
+        dist.broadcast_object_list(box, src=0, group=wait)
+    finally:
+        dist.destroy_process_group(wait)
     if box[0] is not None:
         kind, msg = box[0]
         cls = {"ConfigError": ConfigError, "TeacherError": TeacherError, "CheckpointError": CheckpointError}

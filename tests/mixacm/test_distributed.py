@@ -164,3 +164,14 @@ def test_in_memory_rank_shards_partition_the_global_batch():
     for (_, y1), (_, ya), (_, yb) in zip(one.epoch(0), shards[0].epoch(0), shards[1].epoch(0)):
         assert len(ya) == len(yb) == 5
         assert sorted(torch.cat([ya, yb]).tolist()) == sorted(y1.tolist())
+
+
+def test_teacher_error_on_rank0_stops_every_rank(tmp_path):
+    (tmp_path / "student.toml").write_text(STUDENT.replace('"config:teacher.toml"', '"/no/such/teacher.pt"'))
+    args = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone", "-m", "mixacm.cli",
+            "train", "student.toml", "--run-dir", "runs/x"]
+    p = subprocess.run(args, cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=180)  # no hang
+    assert p.returncode != 0
+    errs = [ln for ln in p.stderr.splitlines() if ln.startswith("mixacm train: error:")]
+    assert len(errs) == 2 and any("rank 0 failed: teacher '/no/such/teacher.pt'" in e for e in errs), p.stderr[-2000:]
+    assert "exitcode  : 2" in p.stderr

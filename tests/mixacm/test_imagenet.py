@@ -99,3 +99,12 @@ def test_resnet50_trains_on_streamed_imagenet(tree, tmp_path, monkeypatch):
     assert ck["num_classes"] == 3 and ck["model"] == "resnet50"
     assert ck["model_state"]["net.fc.weight"].shape == (3, 2048)
     assert all(torch.isfinite(v).all() for v in ck["model_state"].values() if v.is_floating_point())
+
+
+def test_large_imagefolder_is_streamed_small_one_in_memory(tree, monkeypatch):
+    name = f"imagefolder:{tree}"
+    assert not D.is_streamed(name)  # 12 small images: the in-memory path
+    monkeypatch.setattr(D, "STREAM_BYTES", 1000)  # pretend the tree is larger than RAM allows
+    assert D.is_streamed(name)
+    assert not D.is_streamed("digits") and not D.is_streamed("cifar10")
+    assert D.is_streamed(name, force=False) is False

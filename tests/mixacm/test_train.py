@@ -178,3 +178,33 @@ def test_cli(tmp_path, capsys):
     assert json.loads((tmp_path / "r" / "config.json").read_text())["lr"] == 0.01
     assert main([str(cfg), "--set", "epochs=2", "--run-dir", str(tmp_path / "r"), "--resume"]) == 0
     assert C.load_checkpoint(tmp_path / "r" / "last.pt")["epoch"] == 2
+
+
+def test_divergence_found_on_read_names_the_exact_step(teacher_ckpt, tmp_path, monkeypatch):
+    # terms stay on the device and are read every log_every steps / at epoch end; the message still names the step
+    import mixacm.losses as L
+    real = L.acm_loss
+    n = {"calls": 0}
+
+    def nan_from_call_5(*a, **k):
+        n["calls"] += 1
+        out = real(*a, **k)
+        return out * float("nan") if n["calls"] >= 5 else out
+
+    monkeypatch.setattr(L, "acm_loss", nan_from_call_5)
+    with pytest.raises(DivergenceError, match=r"loss term 'acm' became nan at epoch 2 step 2; "):
+        train(tiny(method="mixacm", teacher=teacher_ckpt, log_every=50), tmp_path / "r")
+
+
+def test_speed_flags(monkeypatch):
+    import torch.backends.cudnn as cudnn
+    was = torch.are_deterministic_algorithms_enabled()
+    try:
+        TR._seed_everything(0, deterministic=False, cudnn_benchmark=True)
+        assert cudnn.benchmark and not torch.are_deterministic_algorithms_enabled()
+        TR._seed_everything(0, deterministic=True, cudnn_benchmark=True)
+        assert not cudnn.benchmark and cudnn.deterministic and torch.are_deterministic_algorithms_enabled()
+    finally:
+        torch.use_deterministic_algorithms(was, warn_only=True)
+    cfg = tiny()
+    assert (cfg.cudnn_benchmark, cfg.deterministic, cfg.compile, cfg.sync_bn) == (True, True, False, False)
