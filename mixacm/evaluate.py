@@ -355,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
             writable_file(args.out, "--out")  # before the (long) evaluation, so its results are never lost
         if not Path(args.checkpoint).exists():
             return fail(f"checkpoint {args.checkpoint} not found; pass a .pt file or a run directory")
-        from mixacm.data import load_split
+        from mixacm.data import is_streamed, load_split
         from mixacm.train import load_checkpoint_model
 
         ckpt_file = Path(args.checkpoint)
@@ -365,7 +365,10 @@ def main(argv: list[str] | None = None) -> int:
         ckpt_sha = _sha256_file(ckpt_file)  # before the (long) evaluation, so a bad path fails fast
         model = load_checkpoint_model(args.checkpoint)
         try:
-            x, y = load_split(args.data, "test", root=args.data_root)
+            if is_streamed(args.data, args.data_root):  # never held whole: decode only the seeded subset
+                x, y = load_split(args.data, "test", root=args.data_root, limit=args.n, seed=args.seed)
+            else:
+                x, y = load_split(args.data, "test", root=args.data_root)
         except FileNotFoundError as e:
             return fail(f"--data {args.data}: {str(e).splitlines()[0]}; pass --data-root")
         except ValueError as e:

@@ -104,7 +104,9 @@ def gpu_tier(request):
         plan = plans.gpu_plan(selected, rehearsal=rehearsal.amounts(), teacher_cache=rehearsal.teacher_cache(root))
     else:
         plan = plans.gpu_plan(selected, teacher_cache=os.environ.get("MIXACM_TEACHER_CACHE") or out / "_teachers")
-    results = run_plan(plan, out)
+    capture = config.pluginmanager.getplugin("capturemanager")
+    with capture.global_and_fixture_disabled():  # "run k of N" lines reach the terminal while the plan runs
+        results = run_plan(plan, out)
     n_runs = sum(len(r.seeds or plan.seeds) for r in plan.runs)
     config._gpu_tier_summary = (f"gpu tier{' REHEARSAL' if rehearse else ''}: {len(selected)} cells exercised "
                                 f"of {len(specs_runnable())} runnable ({len(plan.runs)} training runs, {n_runs} with "

@@ -246,7 +246,7 @@ def run_plan(plan: Plan, out: str | Path, *, only_finished: bool = False) -> dic
 
     ``only_finished``: train nothing; aggregate the runs whose every seed has finished (cells of other runs are
     left out, so the claims that need them come out 'inconclusive' with the missing cell named)."""
-    from mixacm.data import load_split
+    from mixacm.data import is_streamed, load_split
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -257,7 +257,7 @@ def run_plan(plan: Plan, out: str | Path, *, only_finished: bool = False) -> dic
         name = _dataset(plan, run)
         if name not in tests:
             tests[name] = load_split(name, "test", plan.data_root, limit=plan.streamed_eval_n) \
-                if _streamed(name) else load_split(name, "test", plan.data_root)
+                if is_streamed(name, plan.data_root) else load_split(name, "test", plan.data_root)
         return tests[name]
 
     summaries: dict[tuple[str, int], dict[str, Any]] = {}
@@ -344,11 +344,6 @@ def run_plan(plan: Plan, out: str | Path, *, only_finished: bool = False) -> dic
     claims = evaluate_claims(records)
     _write_json(out / "claims.json", claims)
     return results
-
-
-def _streamed(dataset: str) -> bool:
-    """Data sets too large to hold whole (ImageNet): their test split is read as a seeded subset of eval_n."""
-    return dataset == "imagenet"
 
 
 def _write_json(path: Path, obj: Any) -> None:

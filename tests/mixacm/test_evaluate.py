@@ -255,7 +255,8 @@ def test_cli_writes_json(tmp_path, monkeypatch, capsys):
     ckpt = tmp_path / "model.pt"
     ckpt.write_bytes(b"stub checkpoint bytes")
     monkeypatch.setitem(sys.modules, "mixacm.train", types.SimpleNamespace(load_checkpoint_model=lambda p: model))
-    monkeypatch.setitem(sys.modules, "mixacm.data", types.SimpleNamespace(load_split=lambda name, split, root=None:
+    monkeypatch.setitem(sys.modules, "mixacm.data", types.SimpleNamespace(is_streamed=lambda name, root=None: False,
+                                                                          load_split=lambda name, split, root=None:
                                                                           (x, y)))
     out = tmp_path / "res.json"
     assert main([str(ckpt), "--data", "toy", "--attacks", "fgsm,pgd-5", "--eps", "8/255", "--n", "10",
@@ -277,7 +278,8 @@ def test_cli_accepts_a_run_dir_and_hashes_its_checkpoint(tmp_path, monkeypatch):
     run.mkdir()
     (run / "best.pt").write_bytes(b"stub checkpoint bytes")
     monkeypatch.setitem(sys.modules, "mixacm.train", types.SimpleNamespace(load_checkpoint_model=lambda p: model))
-    monkeypatch.setitem(sys.modules, "mixacm.data", types.SimpleNamespace(load_split=lambda name, split, root=None:
+    monkeypatch.setitem(sys.modules, "mixacm.data", types.SimpleNamespace(is_streamed=lambda name, root=None: False,
+                                                                          load_split=lambda name, split, root=None:
                                                                           (x, y)))
     out = tmp_path / "res.json"
     assert main([str(run), "--data", "toy", "--attacks", "fgsm", "--n", "8", "--no-progress", "--out", str(out)]) == 0
