@@ -275,6 +275,9 @@ def run_plan(plan: Plan, out: str | Path, *, only_finished: bool = False) -> dic
         if e not in eps_of.setdefault(cell.run, []):
             eps_of[cell.run].append(e)
     progress = _Progress(plan.name, sum(len(_seeds(plan, r)) for r in ordered))
+    # checkpoints read after a run's own evaluation: teachers, AutoAttack runs, the Supp. Fig. 4 models
+    still_needed = ({r.teacher for r in plan.runs if r.teacher} | set(plan.autoattack_runs)
+                    | set(plan.acm_profiles.values()))
     for run in ordered:
         for seed in _seeds(plan, run):
             t_ckpt = None
@@ -287,6 +290,8 @@ def run_plan(plan: Plan, out: str | Path, *, only_finished: bool = False) -> dic
             for e in eps_of.get(run.key, [plan.eval_eps]):
                 evals[(run.key, seed, e)] = _evaluate_one(plan, run, seed, summaries[(run.key, seed)], out,
                                                           test_split(run), eps=e)
+            if not plan.keep_checkpoints and run.key not in still_needed:
+                _drop_checkpoints(out, run.key, seed)  # evaluated and nobody's teacher: free the disk now
     aa_evals: dict[tuple[str, int], dict[str, Any]] = {}
     for run in ordered:  # last: the costliest evaluation, on its own (smaller) seeded subset
         if run.key in plan.autoattack_runs:
@@ -326,8 +331,7 @@ def run_plan(plan: Plan, out: str | Path, *, only_finished: bool = False) -> dic
         records += _acm_profile_records(plan, summaries, test_split(by_key[plan.acm_profiles["teacher"]]), out)
     if not plan.keep_checkpoints:
         for (key, seed) in summaries:
-            for f in (out / "runs" / key / f"seed{seed}").glob("*.pt"):
-                f.unlink()
+            _drop_checkpoints(out, key, seed)
     wall = time.time() - t0
     prov = schema.provenance(plan.tier, started, round(wall, 1))
     prov.update(plan=plan.name, seeds=list(plan.seeds), scale=plan.scale,
@@ -344,6 +348,11 @@ def run_plan(plan: Plan, out: str | Path, *, only_finished: bool = False) -> dic
     claims = evaluate_claims(records)
     _write_json(out / "claims.json", claims)
     return results
+
+
+def _drop_checkpoints(out: Path, key: str, seed: int) -> None:
+    for f in (out / "runs" / key / f"seed{seed}").glob("*.pt"):
+        f.unlink()
 
 
 def _write_json(path: Path, obj: Any) -> None:
