@@ -419,24 +419,36 @@ def _debug_rank_state(run_dir: Path, rank: int, student: nn.Module, distill: nn.
                run_dir / f"rank{rank}_state.pt")
 
 
-def train(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False) -> dict[str, Any]:
-    """Train cfg.method into run_dir; returns the summary dict (see module docstring and README)."""
-    from .batches import InMemoryBatches, StreamedBatches, per_rank_batch
+def train(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False, extend: bool = False) -> dict[str, Any]:
+    """Train cfg.method into run_dir; returns the summary dict (see module docstring and README).
+
+    The run dir is locked for the life of the call, checked and cleaned before any long work (mixacm.rundir):
+    ``resume`` continues from last.pt only with the recorded config (except keys that change how, not what, it
+    trains); a finished run trains on only with ``extend`` and a larger ``epochs``."""
+    from .rundir import prepare
+
+    from .batches import per_rank_batch
+
+    is_rank0 = int(os.environ.get("RANK", "0")) == 0
     cfg = check(cfg)
-    check_names(cfg)
+    check_names(cfg)  # every config mistake before the run dir is touched
     if cfg.log_every < 1:
         raise ConfigError(f"log_every={cfg.log_every} must be >= 1")
     try:  # before any process group exists: a bad global batch fails fast with one line on every rank
-        local_batch = per_rank_batch(cfg.batch_size, _env_world())
+        per_rank_batch(cfg.batch_size, _env_world())
     except ValueError as e:
         raise ConfigError(str(e)) from None
-    run_dir = Path(run_dir)
+    state = prepare(run_dir, cfg, resume=resume, extend=extend, lock=is_rank0)
+    try:
+        return _train(cfg, Path(run_dir), resume=resume, recorded_meta=state.meta)
+    finally:
+        state.release()
+
+
+def _train(cfg: TrainConfig, run_dir: Path, *, resume: bool, recorded_meta: dict[str, Any] | None) -> dict[str, Any]:
+    from .batches import InMemoryBatches, StreamedBatches, per_rank_batch
+    local_batch = per_rank_batch(cfg.batch_size, _env_world())
     last_path, best_path = run_dir / "last.pt", run_dir / "best.pt"
-    if resume and not last_path.is_file():
-        raise CheckpointError(f"--resume: no checkpoint {last_path}; start without --resume")
-    if not resume and last_path.is_file():
-        raise ConfigError(f"run dir {str(run_dir)!r} already holds a checkpoint; pass --resume to continue it or "
-                          f"choose another --run-dir")
     if cfg.sync_bn and _env_world() > 1 and (cfg.device == "cpu" or not torch.cuda.is_available()):
         raise ConfigError("sync_bn=true needs CUDA (SyncBatchNorm does not run on CPU); set sync_bn=false")
     rank, world, local_rank = _init_distributed()
@@ -521,11 +533,15 @@ def train(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False) -> dic
     if is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         _write_json(run_dir / "config.json", to_dict(cfg))
-        _write_json(run_dir / "meta.json", {"seed": cfg.seed, "git": git_commit(), "machine": _machine(),
-                                            "device": str(device), "world_size": world, "teacher": tinfo,
-                                            "n_train": data["n_train"], "n_val": data["n_val"],
-                                            "batch_size_global": cfg.batch_size, "batch_size_per_rank": local_batch,
-                                            "steps_per_epoch": steps_per_epoch, "started": time.time()})
+        session = {"git": git_commit(), "machine": _machine(), "device": str(device), "world_size": world,
+                   "started": time.time()}
+        meta_now = {"seed": cfg.seed, **session, "teacher": tinfo, "n_train": data["n_train"], "n_val": data["n_val"],
+                    "batch_size_global": cfg.batch_size, "batch_size_per_rank": local_batch,
+                    "steps_per_epoch": steps_per_epoch}
+        if recorded_meta is not None:  # a resume: the run's first start and machine stay, each resume is appended
+            meta_now = {**recorded_meta, "resumes": [*recorded_meta.get("resumes", []),
+                                                      {**session, "from_epoch": start_epoch}]}
+        _write_json(run_dir / "meta.json", meta_now)
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if cuda and cfg.bf16 else contextlib.nullcontext())
     from tqdm.auto import tqdm
 
@@ -665,12 +681,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key (repeatable), e.g. --set lr=0.05 --set eps=8/255")
     p.add_argument("--run-dir", default=None, help="output directory (default: runs/<config name>)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last.pt")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --run-dir from its last.pt (with the recorded config)")
+    p.add_argument("--extend", action="store_true",
+                   help="with --resume: train a finished run on to a larger epochs (--set epochs=N)")
     args = p.parse_args(argv)
     try:
         cfg = load_config(args.config, args.sets)
         run_dir = Path(args.run_dir) if args.run_dir else Path("runs") / Path(args.config).stem
-        summary = train(cfg, run_dir, resume=args.resume)
+        summary = train(cfg, run_dir, resume=args.resume or args.extend, extend=args.extend)
     except (ConfigError, TeacherError, CheckpointError, DivergenceError) as e:
         print(f"mixacm train: error: {e}", file=sys.stderr)
         return 2

@@ -145,7 +145,7 @@ def test_load_checkpoint_model_rebuilds_architecture(tmp_path):
 
 def test_resume_with_another_architecture_is_refused(tmp_path):
     train(tiny(method="natural", epochs=1), tmp_path / "r")
-    with pytest.raises(C.CheckpointError, match="trained with model 'smallcnn'.*builds 'wrn-10-1'"):
+    with pytest.raises(ConfigError, match="differs from the recorded one in .*model: 'smallcnn' -> 'wrn-10-1'"):
         train(tiny(method="natural", model="wrn-10-1"), tmp_path / "r", resume=True)
 
 
@@ -176,7 +176,11 @@ def test_cli(tmp_path, capsys):
     assert "did you mean 8/255?" in err and err.count("\n") == 1
     assert main([str(cfg), "--set", "lr=0.01", "--run-dir", str(tmp_path / "r")]) == 0
     assert json.loads((tmp_path / "r" / "config.json").read_text())["lr"] == 0.01
-    assert main([str(cfg), "--set", "epochs=2", "--run-dir", str(tmp_path / "r"), "--resume"]) == 0
+    capsys.readouterr()
+    # the run has finished: --resume refuses to extend it silently, --extend trains on
+    assert main([str(cfg), "--set", "lr=0.01", "--set", "epochs=2", "--run-dir", str(tmp_path / "r"), "--resume"]) == 2
+    assert "--extend" in capsys.readouterr().err
+    assert main([str(cfg), "--set", "lr=0.01", "--set", "epochs=2", "--run-dir", str(tmp_path / "r"), "--extend"]) == 0
     assert C.load_checkpoint(tmp_path / "r" / "last.pt")["epoch"] == 2
 
 
