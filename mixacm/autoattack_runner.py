@@ -41,9 +41,11 @@ class _Capture(logging.Handler):
         self.records.append(record)
 
 
-def _configure(aa, parts: tuple[str, ...], n_classes: int, square_queries: int | None, n_iter: int | None) -> None:
-    """Standard-version settings for any subset of parts; target classes capped at K-1 for K < 10."""
-    targets = max(1, min(9, n_classes - 1))
+def _configure(aa, parts: tuple[str, ...], n_classes: int, square_queries: int | None, n_iter: int | None,
+               n_target_classes: int | None = None) -> None:
+    """Standard-version settings for any subset of parts; target classes capped at K-1 for K < 10 (and at
+    ``n_target_classes`` when given: rehearsals only)."""
+    targets = max(1, min(9, n_classes - 1, n_target_classes or 9))
     if n_iter is not None:  # tests only; standard is 100 for APGD, APGD-T and FAB
         aa.fab.n_iter = n_iter
         for apgd in (aa.apgd, aa.apgd_targeted):  # APGD derives its step-size checkpoints from n_iter at init
@@ -71,11 +73,12 @@ def run_autoattack(
     batch_size: int = 250,
     square_queries: int | None = None,
     n_iter: int | None = None,
+    n_target_classes: int | None = None,
 ) -> AAResult:
     """Run AutoAttack (parts=() -> standard: APGD-CE, APGD-T, FAB-T, Square) or the given parts, l-inf, on (x, y).
 
-    square_queries, n_iter: override the standard 5000 Square queries / 100 APGD and FAB iterations (tests and
-    benchmarks only; None keeps the standard settings the paper uses).
+    square_queries, n_iter, n_target_classes: override the standard 5000 Square queries / 100 APGD and FAB
+    iterations / 9 target classes (tests, benchmarks and rehearsals only; None keeps the standard settings).
     """
     from pyautoattack import AutoAttack, checks
 
@@ -89,7 +92,7 @@ def run_autoattack(
         aa = AutoAttack(model, attacks=list(parts), device=device, eps=eps, norm="Linf", seed=seed, version="custom")
     else:
         aa = AutoAttack(model, device=device, eps=eps, norm="Linf", seed=seed, version="standard")
-    _configure(aa, parts or STANDARD_PARTS, n_classes, square_queries, n_iter)
+    _configure(aa, parts or STANDARD_PARTS, n_classes, square_queries, n_iter, n_target_classes)
     # The package counts autograd calls seen in a forward in a module-global dict it never resets, so one dynamic
     # model would flag every later model as dynamic: reset it before each run.
     for key in checks.funcs:

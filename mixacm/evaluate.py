@@ -139,7 +139,8 @@ def evaluate(
     pgd-K / cw-K), l-inf radius ``eps``; a JSON-able dict (schema in the module's SCHEMA / the closing report).
 
     aa_options: extra keywords for mixacm.autoattack_runner.run_autoattack (e.g. square_queries for tests).
-    max_iterations: cap on every attack's iterations (PGD/CW steps, APGD/FAB iterations, Square queries), recorded
+    max_iterations: cap on every attack's iterations (PGD/CW steps, APGD/FAB iterations, Square queries; one target
+    class for APGD-T/FAB-T), recorded
     in the result's config; None = each attack's own count. For rehearsals at toy cost, never for reported numbers.
     """
     t0 = time.time()
@@ -153,6 +154,7 @@ def evaluate(
                  for s in specs]
         aa_options.setdefault("n_iter", max_iterations)
         aa_options.setdefault("square_queries", max_iterations)
+        aa_options.setdefault("n_target_classes", 1)
     names = [s.name for s in specs]
     if len(set(names)) != len(names):
         raise ValueError(f"attack list has duplicates: {names}")

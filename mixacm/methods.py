@@ -229,6 +229,15 @@ METHODS: dict[str, StepFn] = {
 NEEDS_TEACHER = {"kd", "ard", "mixacm"}
 
 
+def term_weights(cfg: TrainConfig) -> dict[str, float]:
+    """Weight of each logged term in the loss (Sec. 5.4 for MixACM); {} where terms are not a weighted sum."""
+    if cfg.method != "mixacm":
+        return {}
+    w_kld = cfg.alpha_kld if cfg.use_kd else 0.0
+    return {"mix": (1.0 - w_kld) if cfg.use_ce else 0.0, "kld": w_kld,
+            cfg.feature_loss: cfg.alpha_acm if cfg.use_acm else 0.0}
+
+
 def uses_kd(cfg: TrainConfig) -> bool:
     """Whether the configured method compares teacher and student logits (then class counts must agree)."""
     return cfg.method in {"kd", "ard"} or (cfg.method == "mixacm" and cfg.use_kd)

@@ -41,7 +41,7 @@ from .checkpoint import (FORMAT, CheckpointError, is_package_checkpoint, load_ch
                          save_checkpoint)
 from .config import ConfigError, TrainConfig, check, load_config, to_dict
 from .gitinfo import git_commit
-from .methods import METHODS, NEEDS_TEACHER, StepContext, WithFeatures, check_method, uses_kd
+from .methods import METHODS, NEEDS_TEACHER, StepContext, WithFeatures, check_method, term_weights, uses_kd
 from .teachers import FrozenTeacher, TeacherError, accuracy_gate, load_package_model, load_teacher_model
 
 
@@ -183,6 +183,8 @@ def _load_data(cfg: TrainConfig) -> dict[str, Any]:
         x, y = D.load_split(cfg.dataset, "train", cfg.data_root)
     except FileNotFoundError as e:
         raise ConfigError(f"dataset {cfg.dataset!r}: {str(e).splitlines()[0]}; set data_root=PATH") from None
+    except ValueError as e:  # e.g. an ImageFolder with mixed image sizes (the message names the file and the fix)
+        raise ConfigError(f"dataset {cfg.dataset!r}: {str(e).splitlines()[0]}") from None
     if cfg.data_fraction < 1:
         keep = D.stratified_subset(y, cfg.data_fraction, cfg.seed)
         x, y = x[keep], y[keep]
@@ -253,6 +255,10 @@ def _load_teacher(cfg: TrainConfig, data: dict[str, Any], device: torch.device, 
         cfg.teacher, model_name=cfg.teacher_model, num_classes=cfg.teacher_num_classes or k,
         in_channels=data["in_channels"], cache_dir=Path(cfg.teacher_cache or run_dir.parent / "_teachers")),
         rank, world)
+    t_channels = getattr(model, "mean", None)
+    if t_channels is not None and t_channels.shape[0] != data["in_channels"]:
+        raise ConfigError(f"teacher {cfg.teacher!r} takes {t_channels.shape[0]}-channel images but dataset "
+                          f"{cfg.dataset!r} has {data['in_channels']}; use a teacher trained on this kind of data")
     k_t = info["num_classes"]
     if k_t != k and uses_kd(cfg):
         fix = ("set use_kd=false (transfer setting of Table 5)" if cfg.method == "mixacm"
@@ -379,9 +385,33 @@ def check_names(cfg: TrainConfig) -> None:
         raise ConfigError(f"unknown dataset {cfg.dataset!r}; valid: {', '.join(D.DATASETS)}")
     with torch.device("meta"):  # validates the model name without allocating weights
         try:
-            build_model(cfg.model, num_classes=10)
+            n_blocks = len(build_model(cfg.model, num_classes=10).feature_channels)
         except ValueError as e:
             raise ConfigError(str(e)) from None
+    if cfg.blocks is not None and not set(cfg.blocks) <= set(range(1, n_blocks + 1)):
+        raise ConfigError(f"blocks={cfg.blocks}: {cfg.model} has feature blocks 1..{n_blocks} (1-based, Table 7); "
+                          f"choose a subset such as [{n_blocks - 1}, {n_blocks}]")
+
+
+def health_warnings(cfg: TrainConfig, metrics: list[dict[str, Any]], val_acc: float | None,
+                    num_classes: int) -> list[str]:
+    """Warnings a run should not end without: collapse to chance accuracy, and one weighted loss term dwarfing the
+    others by three orders of magnitude (the objective is then that term alone, e.g. alpha_acm far too large)."""
+    out = []
+    if val_acc is not None and val_acc <= 1.5 / num_classes:
+        out.append(f"collapsed to chance: held-out accuracy {val_acc:.3f} with {num_classes} classes (chance "
+                   f"{1 / num_classes:.3f}); check lr and the loss weights")
+    weights = term_weights(cfg)
+    if metrics and weights:
+        terms = metrics[0].get("terms", {})
+        weighted = {k: abs(w * terms[k]) for k, w in weights.items() if k in terms and w * terms[k] != 0}
+        if len(weighted) > 1:
+            big, small = max(weighted, key=weighted.get), min(weighted, key=weighted.get)
+            if weighted[big] > 1e3 * weighted[small]:
+                out.append(f"loss term {big!r} (weighted {weighted[big]:.3g}) dwarfs {small!r} "
+                           f"({weighted[small]:.3g}) by {weighted[big] / weighted[small]:.0f}x in epoch 1: the "
+                           f"objective is {big!r} alone; lower its weight")
+    return out
 
 
 def _write_json(path: Path, obj: Any) -> None:
@@ -670,6 +700,11 @@ def _train(cfg: TrainConfig, run_dir: Path, *, resume: bool, recorded_meta: dict
         "wall_time_s": time.time() - t_start, "metrics": str(run_dir / "metrics.jsonl"), "config": to_dict(cfg),
     }
     if is_main:
+        mpath = run_dir / "metrics.jsonl"
+        lines = [json.loads(x) for x in mpath.read_text().splitlines() if x.strip()] if mpath.is_file() else []
+        summary["warnings"] = health_warnings(cfg, lines, summary["final_val_acc"], data["num_classes"])
+        for w in summary["warnings"]:
+            print(f"mixacm train: warning: {w}", file=sys.stderr)
         _write_json(run_dir / "summary.json", summary)
     return summary
 

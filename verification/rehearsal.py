@@ -12,9 +12,9 @@ compare -> results.json -> report), at toy AMOUNTS and never in a different KIND
   normal ``robustbench:NAME`` path; the two teachers that are not downloadable by name (CIFAR-100 and
   ImageNet-32x32 WRN-28-10) are random-weight checkpoints given through their documented environment variables.
 
-Amounts (``amounts()``): 2 epochs of 1 optimiser step (Free-AT: its m replays of it), global batch 4, training
+Amounts (``amounts()``): 1 epoch of 2 optimiser steps (Free-AT: its m replays of each), global batch 4, training
 attacks of 2 steps, 4 validation images with a 1-step PGD, 4 test images, every evaluation attack capped at 2
-iterations, at most 2 seeds per row. Random teachers are at chance, so
+iterations (AutoAttack's targeted parts on 1 target class), at most 2 seeds per row. Random teachers are at chance, so
 their accuracy gate runs with an expected accuracy of 0 (the gate's code path, not its threshold, is rehearsed).
 """
 from __future__ import annotations
@@ -33,7 +33,7 @@ IMAGENET_CLASSES, IMAGENET_SIDE = 1000, 240  # larger than 224: the resize/crop 
 
 def amounts() -> dict[str, Any]:
     return {
-        "train": {"epochs": 2, "max_steps_per_epoch": 1, "batch_size": 4, "val_n": 4, "val_attack_steps": 1,
+        "train": {"epochs": 1, "max_steps_per_epoch": 2, "batch_size": 4, "val_n": 4, "val_attack_steps": 1,
                   "attack_steps": 2,
                   "teacher_gate_n": 4, "teacher_expected_acc": 0.0, "eval_batch_size": 8, "progress": False},
         "eval_n": 4, "max_iterations": 2, "seeds": 2, "keep_checkpoints": False,
