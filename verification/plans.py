@@ -107,6 +107,16 @@ DIGITS_BASE = {  # scikit-learn's 8x8 digits: the embedded default (configs/digi
 }
 
 
+# (run key, Table 1 row, trainer overrides): the compared methods at digits scale (attacks of 5 steps)
+DIGITS_COMPARED = [
+    ("trades", "TRADES (Zhang et al. [94])", {"method": "trades", "attack_steps": 5}),
+    ("mart", "MART (Wang et al. [78])", {"method": "mart", "attack_steps": 5}),
+    ("awp", "AWP (Wu et al. [81])", {"method": "awp", "attack_steps": 5, "awp_warmup_epochs": 1}),
+    ("fat", "FAT (Zhang et al. [96])", {"method": "fat", "attack_steps": 5}),
+    ("free_at", "Free AT (Shafahi et al. [66])", {"method": "free_at", "free_replays": 4}),
+]
+
+
 def digits_plan(epochs: int = 6, seeds: tuple[int, ...] = (0, 1), extra: bool = False) -> Plan:
     """The embedded default: a Fast-AT WRN-10-2 teacher, WRN-10-1 students. eps = 0.1 on [0,1] pixels
     (8/255 means nothing on 8x8 near-binary digits; an assumption of this default, not a paper setting)."""
@@ -114,6 +124,13 @@ def digits_plan(epochs: int = 6, seeds: tuple[int, ...] = (0, 1), extra: bool = 
     runs += _ablation_runs("wrn-10-1", "teacher", ("pgd20",), extra)
     runs.append(RunSpec("pgd_at", {"method": "pgd_at", "model": "wrn-10-1"}))
     cells = _cells("pgd20", extra, "pgd_at", autoattack=False)
+    if extra:  # the compared methods of Table 1, each in seconds on digits (their attacks at the digits eps)
+        for key, row, over in DIGITS_COMPARED:
+            if "free_replays" in over:  # Free-AT: epochs divided by its replays
+                over = {**over, "epochs": max(1, epochs // over["free_replays"])}
+            runs.append(RunSpec(key, {"model": "wrn-10-1", **over}, attacks=("pgd20", "pgd100")))
+            cells += [CellSpec("table1", row, "Clean Acc.", key, "clean"),
+                      CellSpec("table1", row, "PGD 100", key, "pgd100")]
     return Plan(name="digits", tier="smoke", base={**DIGITS_BASE, "epochs": epochs}, runs=runs, cells=cells,
                 seeds=seeds, eval_n=300, eval_eps=0.1,
                 scale=f"digits 8x8, WRN-10-2 Fast-AT teacher -> WRN-10-1, {epochs} epochs, eps 0.1, PGD-20 on 300",
