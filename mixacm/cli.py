@@ -15,7 +15,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 
 def _usage() -> str:
-    lines = ["usage: mixacm COMMAND [args...]", "", "commands:"]
+    lines = ["usage: mixacm [--version] COMMAND [args...]", "", "commands:"]
     lines += [f"  {name:<9} {help_}" for name, (_, help_) in COMMANDS.items()]
     return "\n".join(lines)
 
@@ -24,6 +24,11 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in {"-h", "--help"}:
         print(_usage())
+        return 0
+    if argv[0] in {"-V", "--version"}:
+        from mixacm import __version__
+        from mixacm.gitinfo import git_commit
+        print(f"mixacm {__version__} (commit {git_commit()['commit']})")
         return 0
     cmd, rest = argv[0], argv[1:]
     if cmd not in COMMANDS:

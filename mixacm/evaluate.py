@@ -302,20 +302,21 @@ def _sha256_file(path: str | os.PathLike) -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="mixacm evaluate", description="attack a checkpoint (l-inf)")
-    p.add_argument("checkpoint")
+    p = argparse.ArgumentParser(prog="mixacm evaluate", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                                description="attack a checkpoint (l-inf)")
+    p.add_argument("checkpoint", help="a .pt checkpoint of this package or a run dir (its selected checkpoint)")
     p.add_argument("--data", required=True, help="dataset name of mixacm.data (e.g. cifar10-jpeg, digits)")
-    p.add_argument("--data-root", default=None)
+    p.add_argument("--data-root", default=None, help="data directory (default: the data set's own default)")
     p.add_argument("--attacks", default="fgsm,pgd20,autoattack",
                    help=f"comma-separated: {', '.join(ATTACKS)}, pgd-K, pgdKxR, cw-K")
     p.add_argument("--eps", default="8/255", help="l-inf radius, e.g. 8/255")
     p.add_argument("--n", type=int, default=None, help="seeded subset size (default: whole test set)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--device", default=None)
+    p.add_argument("--seed", type=int, default=0, help="seed of the test subset and the attacks' starts")
+    p.add_argument("--batch-size", type=int, default=128, help="images per attack batch")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: where the model is)")
     p.add_argument("--state-dir", default=None, help="persist per-batch results here; a rerun resumes")
     p.add_argument("--cascade", action="store_true", help="attack only points still robust (cumulative numbers)")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--out", default=None, help="write the full results JSON here (default: print a summary only)")
     return p
 

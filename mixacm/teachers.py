@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -240,6 +241,9 @@ def _load_robustbench(name: str, in_channels: int, cache_dir: Path | None) -> tu
                            f"{in_channels}; use a teacher trained on the student's dataset")
     load_model = _robustbench_utils(name).load_model
     source = f"robustbench:{name}"
+    target = _rb_model_dir(cache_dir) / info.dataset / info.threat_model / f"{name}.pt"
+    if not target.is_file():  # minutes of silence otherwise
+        print(f"mixacm: downloading RobustBench teacher {name} to {target} (once)", file=sys.stderr, flush=True)
     try:
         rb = load_model(model_name=name, dataset=info.dataset, threat_model=info.threat_model,
                         model_dir=str(_rb_model_dir(cache_dir)))
@@ -283,6 +287,8 @@ def _config_teacher(path: Path, cache_root: Path) -> Path:
     digest = hashlib.sha256(json.dumps(to_dict(cfg), sort_keys=True).encode()).hexdigest()[:12]
     run_dir = cache_root / f"{path.stem}-{digest}"
     if not (run_dir / "summary.json").is_file():
+        print(f"mixacm: training the teacher of {path} into {run_dir} (once; {cfg.epochs} epochs of {cfg.method})",
+              file=sys.stderr, flush=True)
         train(cfg, run_dir, resume=(run_dir / "last.pt").is_file())
     return run_dir
 

@@ -711,7 +711,8 @@ def _train(cfg: TrainConfig, run_dir: Path, *, resume: bool, recorded_meta: dict
 
 # ------------------------------------------------------------------------------------------------------ CLI
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="mixacm train", description="Train a model from a config file.")
+    p = argparse.ArgumentParser(prog="mixacm train", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                                description="Train a model from a config file.")
     p.add_argument("config", help="TOML/JSON config, e.g. configs/digits/mixacm.toml")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key (repeatable), e.g. --set lr=0.05 --set eps=8/255")

@@ -832,7 +832,8 @@ def build(results_paths: list[str], theory_path: Path | None, out: Path) -> Path
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="mixacm report", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="mixacm report", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                                description=__doc__.split("\n")[0])
     ap.add_argument("--results", nargs="*", default=[], help="results JSON files or directories")
     ap.add_argument("--theory", default=str(DEFAULT_THEORY), help="theory JSON (skipped when absent)")
     ap.add_argument("--out", default=str(DEFAULT_OUT))

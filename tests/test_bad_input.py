@@ -88,3 +88,14 @@ def test_a_collapsed_or_dwarfed_run_warns_in_the_log_and_the_summary(world, caps
     warnings = json.loads((run / "summary.json").read_text())["warnings"]
     assert any("'acm'" in w and "dwarfs" in w for w in warnings), warnings
     assert all(f"warning: {w}" in err for w in warnings)
+
+
+def test_version_and_help_with_defaults(capsys):
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.startswith("mixacm 0.")
+    for cmd in ("train", "evaluate", "report"):
+        with pytest.raises(SystemExit) as e:
+            main([cmd, "--help"])
+        assert e.value.code == 0
+        out = capsys.readouterr().out
+        assert "(default:" in out, f"mixacm {cmd} --help shows no defaults"
