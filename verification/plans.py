@@ -250,6 +250,8 @@ def gpu_plan(selected: list[dict[str, Any]], *, rehearsal: dict[str, Any] | None
             attacks = old.attacks + tuple(a for a in attacks if a not in old.attacks)
             seeds = tuple(sorted(set(old.seeds or ()) | set(seeds)))
         overrides = {**spec["train"], **r.get("train", {})}
+        if "max_replays" in r and overrides.get("free_replays", 1) > r["max_replays"]:
+            overrides["free_replays"] = r["max_replays"]
         runs[key] = RunSpec(key, overrides, attacks=attacks, seeds=seeds)
         metric = "clean" if spec["eval"]["attack"] == "clean" else spec["eval"]["attack"]
         from mixacm.attacks import parse_eps

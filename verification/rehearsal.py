@@ -12,8 +12,9 @@ compare -> results.json -> report), at toy AMOUNTS and never in a different KIND
   normal ``robustbench:NAME`` path; the two teachers that are not downloadable by name (CIFAR-100 and
   ImageNet-32x32 WRN-28-10) are random-weight checkpoints given through their documented environment variables.
 
-Amounts (``amounts()``): 1 epoch of 2 optimiser steps (Free-AT: its m replays of each), global batch 4, training
-attacks of 2 steps, 4 validation images with a 1-step PGD, 4 test images, every evaluation attack capped at 2
+Amounts (``amounts()``): 1 epoch of 2 optimiser steps (Free-AT: 2 replays of each), global batch 2, training
+attacks of 2 steps, half the training split held out (so that the 2-image-per-class ImageNet tree has validation
+images), 4 validation images with a 1-step PGD, 2 test images, every evaluation attack capped at 2
 iterations (AutoAttack's targeted parts on 1 target class), at most 2 seeds per row. Random teachers are at chance, so
 their accuracy gate runs with an expected accuracy of 0 (the gate's code path, not its threshold, is rehearsed).
 """
@@ -33,11 +34,11 @@ IMAGENET_CLASSES, IMAGENET_SIDE = 1000, 240  # larger than 224: the resize/crop 
 
 def amounts() -> dict[str, Any]:
     return {
-        "train": {"epochs": 1, "max_steps_per_epoch": 2, "batch_size": 4, "val_n": 4, "val_attack_steps": 1,
-                  "attack_steps": 2,
+        "train": {"epochs": 1, "max_steps_per_epoch": 2, "batch_size": 2, "val_n": 4, "val_attack_steps": 1,
+                  "attack_steps": 2, "val_fraction": 0.5,
                   "teacher_gate_n": 4, "teacher_expected_acc": 0.0, "eval_batch_size": 8, "progress": False},
-        "eval_n": 4, "max_iterations": 2, "seeds": 2, "keep_checkpoints": False,
-        "scale": "REHEARSAL: random teachers, generated data, 2 optimiser steps, 4 test images, attacks capped at "
+        "eval_n": 2, "max_iterations": 2, "seeds": 2, "keep_checkpoints": False, "max_replays": 2,
+        "scale": "REHEARSAL: random teachers, generated data, 2 optimiser steps, 2 test images, attacks capped at "
                  "2 iterations; exercises the code paths, measures nothing",
     }
 
