@@ -261,6 +261,15 @@ def _pair(cond: dict) -> str:
     return f"{_side(cond['a'])} vs {_side(cond['b'])}"
 
 
+def _p_text(cond: dict) -> str:
+    """The smaller one-sided p-value of a condition with its direction, e.g. 'p = 0.012 for Δ < 0'."""
+    pg, pl = cond.get("p_greater"), cond.get("p_less")
+    if pg is None or pl is None:
+        return ""
+    p, side = (pg, ">") if pg <= pl else (pl, "<")
+    return f"p = {p:.2g} for Δ {side} 0" if p < 0.001 else f"p = {p:.3f} for Δ {side} 0"
+
+
 def claim_views(records: list[dict], cell_ids: set[str]) -> list[dict]:
     dsets = {r["setting"].get("dataset") for r in records} - {None}
     if dsets and not any(is_cifar10(d) for d in dsets):
@@ -290,13 +299,16 @@ def claim_views(records: list[dict], cell_ids: set[str]) -> list[dict]:
                 "paper_status": p["status"] if p else "", "paper_colour": COLOURS.get(p["status"], "#6b6b6b") if p else "",
                 "delta": "" if n.get("delta") is None else f"{n['delta']:+.2f}",
                 "threshold": "" if n.get("threshold") is None else f"{n['threshold']:.2f}",
+                "p": _p_text(n), "ci": "" if n.get("ci95") is None else
+                f"[{n['ci95'][0]:+.2f}, {n['ci95'][1]:+.2f}]",
                 "reason": plain(n.get("reason")), "links": links,
                 "n": "/".join(str(n[s]["n"]) for s in ("a", "b") if n.get(s)),
             })
         if not conds and c["paper_numbers"]:  # ours missing an input: still show what the paper says
             conds = [{"text": plain(p["condition"]), "ours": "", "paper": _pair(p), "status": "", "colour": "",
                       "paper_status": p["status"], "paper_colour": COLOURS.get(p["status"], "#6b6b6b"), "delta": "",
-                      "threshold": "", "reason": "", "links": [], "n": ""} for p in c["paper_numbers"]]
+                      "threshold": "", "p": "", "ci": "", "reason": "", "links": [], "n": ""}
+                     for p in c["paper_numbers"]]
         out.append({"id": c["id"], "num": f"C{len(out) + 1}", "anchor": "claim-" + c["id"],
                     "statement": plain(c["statement"]),
                     "source": plain(c["source"]), "rule": plain(c["rule"]), "verdict": c["verdict"],

@@ -2,20 +2,34 @@
 
 Verdicts: "reproduced" | "not reproduced" | "inconclusive" (``schema.CLAIM_VERDICTS``).
 
-Decision rule (declared once). A claim is a conjunction of linear conditions ``a - s*b - c > 0`` between measured
-quantities (mean ± sample std over n seeds). For each condition
+Decision rule (declared once). Each condition is decided by Welch's t-test at level ALPHA = 0.05, one-sided each way.
+A claim is a conjunction of linear conditions ``a - s*b - c > 0`` between measured quantities (mean m, sample std sd
+over n seeds). For each condition
 
-    delta = mean_a - s*mean_b - c,   se = sqrt(sd_a^2/n_a + s^2 * sd_b^2/n_b),   thr = Z * se   (Z = 2)
+    delta = m_a - s*m_b - c,   var = sd_a^2/n_a + e_a + s^2 * (sd_b^2/n_b + e_b),   se = sqrt(var),   t = delta / se
 
-- holds   if delta >  thr,
-- fails   if delta < -thr,
-- unclear otherwise (the difference does not exceed the measured spread).
+Model: each quantity's mean varies from seed to seed (variance estimated from the runs, sd^2/n) and, for an accuracy
+in percent measured on n_eval test images (``setting.eval_n``), by the evaluation's own sampling error, a binomial
+variance e = p(1-p)/n_eval (in pp^2, p = m/100) -- the same seeded test subset is used for every seed, so this error
+is common to all runs and not in their spread. The two parts are assumed independent, as are a and b (a and b are
+usually measured on the same images, whose errors are positively correlated: treating them as independent
+overstates var, i.e. errs towards "unclear"). Quantities that are not accuracies (step times, ACM-profile
+distances) and records without ``eval_n`` get no evaluation term (e = 0). Degrees of freedom: Welch-Satterthwaite,
+df = var^2 / sum_i (seed part_i)^2 / (n_i - 1); the binomial parts count as known (infinite df).
 
+- holds   if the one-sided p-value P(T_df >= t) < ALPHA,
+- fails   if the one-sided p-value P(T_df <= t) < ALPHA,
+- unclear otherwise (the difference is not significant against the measured spread).
+
+Each condition records the test, ALPHA, df, t, both one-sided p-values (``p_greater``: for ``> 0``, ``p_less``:
+for ``< 0``), the 95 % confidence interval of delta (delta ± t_{0.975,df}*se) and ``threshold`` = t_{1-ALPHA,df}*se,
+the smallest delta that holds. With 2 seeds per side (df about 2) a difference must exceed about 2.9 se to hold.
 Our runs need n >= 2 seeds per quantity (else the spread is unmeasured: condition unclear). The paper's own numbers
-are single printed values (no spread except Table 1); they are compared strictly (thr = 0, or Z*se where the paper
-prints a std) -- that is how "does the paper's table support its own statement" is decided.
-Verdict: every condition holds -> "reproduced"; any condition fails -> "not reproduced"; otherwise, or when an input
-is missing, "inconclusive" with the reason. "Comparable" uses a non-inferiority margin (MARGIN_PP, as a constant c).
+are single printed values (no spread except Table 1); they are compared strictly (threshold 0, or 2 se where the
+paper prints a std; test "strict", no p-value) -- that is how "does the paper's table support its own statement" is
+decided. Verdict: every condition holds -> "reproduced"; any condition fails -> "not reproduced"; otherwise, or when
+an input is missing, "inconclusive" with the reason. "Comparable" uses a non-inferiority margin (MARGIN_PP, as a
+constant c).
 
 Inputs are result records (``verification/schema.py``) addressed by the paper cell they reproduce (table, row,
 column). Quantities the paper shows only in figures use table ids "fig3" (row "mixacm"/"pgd7_at", column
@@ -30,9 +44,15 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
-Z = 2.0
+ALPHA = 0.05  # declared level of each one-sided decision
+CI_LEVEL = 0.95  # the confidence interval of delta stored with each condition
+TEST = "Welch t-test (one-sided each way; seed spread + binomial evaluation error)"
+PAPER_TEST = "strict comparison of printed values"
+PAPER_Z = 2.0  # the paper's own numbers: delta must exceed PAPER_Z * se where the paper prints a std (else 0)
 MARGIN_PP = 2.0  # "comparable": ours may be at most this many pp below (non-inferiority), same as the robust tolerance
 MIN_RUNS = 2
+NON_ACCURACY_TABLES = ("bench", "fig4")  # step times, ACM-profile distances: no evaluation (binomial) term
+NON_ACCURACY_METRICS = ("step_time_s",)
 
 
 @dataclass
@@ -41,10 +61,29 @@ class Stat:
     std: float | None
     n: int
     label: str
+    eval_n: int | None = None  # test images behind an accuracy in percent (adds a binomial variance); None: no term
+
+    @property
+    def eval_var(self) -> float:
+        """Binomial variance (pp^2) of an accuracy measured on ``eval_n`` images; 0 without ``eval_n``."""
+        if not self.eval_n:
+            return 0.0
+        p = min(1.0, max(0.0, self.mean / 100.0))
+        return 1e4 * p * (1.0 - p) / self.eval_n
 
     def to_dict(self) -> dict[str, Any]:
         return {"label": self.label, "mean": round(self.mean, 4), "std": None if self.std is None else round(self.std, 4),
-                "n": self.n}
+                "n": self.n, "eval_n": self.eval_n}
+
+
+def _eval_n(table: str, setting: dict[str, Any]) -> int | None:
+    """The evaluation size of an accuracy record (``setting.eval_n``), or None for non-accuracies / no size."""
+    n = setting.get("eval_n")
+    if table in NON_ACCURACY_TABLES or setting.get("attack") in NON_ACCURACY_METRICS:
+        return None
+    if isinstance(n, bool) or not isinstance(n, (int, float)) or not n > 0:
+        return None
+    return int(n)
 
 
 class Values:
@@ -57,8 +96,10 @@ class Values:
     def from_records(cls, records: Iterable[dict[str, Any]]) -> "Values":
         items: dict = {}
         for r in records:
-            st = Stat(float(r["value"]), r.get("std"), int(r.get("n_runs", 1)), f"{r['table']}/{r['row']}/{r['column']}")
-            items.setdefault((r["table"], r["row"], r["column"]), []).append((st, r.get("setting", {})))
+            setting = r.get("setting", {})
+            st = Stat(float(r["value"]), r.get("std"), int(r.get("n_runs", 1)), f"{r['table']}/{r['row']}/{r['column']}",
+                      _eval_n(r["table"], setting))
+            items.setdefault((r["table"], r["row"], r["column"]), []).append((st, setting))
         return cls(items, paper=False)
 
     @classmethod
@@ -86,31 +127,78 @@ class Values:
         return [(r, c, s, st) for (t, r, c), lst in self.items.items() if t == table for s, st in lst]
 
 
+def _r(x: float | None, k: int = 4) -> float | None:
+    return None if x is None or not math.isfinite(x) else round(float(x), k)
+
+
+def _p(x: float | None) -> float | None:
+    """p-values keep 4 significant digits (tiny ones must not round to 0)."""
+    return None if x is None or not math.isfinite(x) else float(f"{x:.4g}")
+
+
+def welch(delta: float, parts: list[tuple[Stat, float]]) -> dict[str, Any]:
+    """Welch t-test of ``delta > 0`` / ``< 0`` for ``delta = sum_i k_i * mean_i - c`` (see the decision rule).
+
+    Returns se, df (None = infinite: no seed part), t, both one-sided p-values, the CI_LEVEL interval of delta and
+    the one-sided critical difference ``threshold``; se == 0 gives None for all but se."""
+    from scipy import stats
+
+    seed = [((k * p.std) ** 2 / p.n, p.n - 1) for p, k in parts]
+    var = sum(v for v, _ in seed) + sum(k * k * p.eval_var for p, k in parts)
+    se = math.sqrt(var)
+    out = {"se": se, "df": None, "t": None, "p_greater": None, "p_less": None, "ci95": None, "threshold": None}
+    if se == 0.0:
+        return out
+    denom = sum(v * v / d for v, d in seed)
+    df = var * var / denom if denom > 0 else math.inf
+    t = delta / se
+    half = float(stats.t.ppf(0.5 + CI_LEVEL / 2, df)) * se
+    out.update(df=None if math.isinf(df) else df, t=t, p_greater=float(stats.t.sf(t, df)),
+               p_less=float(stats.t.cdf(t, df)), ci95=[delta - half, delta + half],
+               threshold=float(stats.t.ppf(1 - ALPHA, df)) * se)
+    return out
+
+
+def _not_significant(p_greater: float, p_less: float) -> str:
+    return (f"difference not significant against the measured spread (one-sided p = {p_greater:.3g} for > 0, "
+            f"{p_less:.3g} for < 0; alpha {ALPHA:g})")
+
+
 def condition(a: Stat, b: Stat | None, *, scale: float = 1.0, const: float = 0.0, paper: bool,
               text: str) -> dict[str, Any]:
     """Evaluate ``a - scale*b - const > 0`` under the declared rule; returns the numbers and a status."""
     delta = a.mean - (scale * b.mean if b is not None else 0.0) - const
-    parts = [a] + ([b] if b is not None else [])
-    scales = [1.0] + ([scale] if b is not None else [])
+    parts = [(a, 1.0)] + ([(b, scale)] if b is not None else [])
     reason = None
-    if paper:
-        se = math.sqrt(sum((k * p.std) ** 2 / p.n for p, k in zip(parts, scales) if p.std is not None and p.n > 1))
-    elif any(p.n < MIN_RUNS or p.std is None for p in parts):
-        se, reason = float("nan"), f"needs >= {MIN_RUNS} runs per quantity to measure the spread"
+    res: dict[str, Any] = {"se": None, "df": None, "t": None, "p_greater": None, "p_less": None, "ci95": None,
+                           "threshold": None}
+    if paper:  # strict: the printed values (2 se where the paper prints a std), no p-value
+        se = math.sqrt(sum((k * p.std) ** 2 / p.n for p, k in parts if p.std is not None and p.n > 1))
+        thr = PAPER_Z * se
+        res.update(se=se, threshold=thr, t=delta / se if se > 0 else None)
+        status = "holds" if delta > thr else "fails" if delta < -thr else "unclear"
+        if status == "unclear":
+            reason = "difference within the printed spread" if se > 0 else "equal printed values"
+        test, alpha = PAPER_TEST, None
+    elif any(p.n < MIN_RUNS or p.std is None for p, _ in parts):
+        status, reason = "unclear", f"needs >= {MIN_RUNS} runs per quantity to measure the spread"
+        test, alpha = TEST, ALPHA
     else:
-        se = math.sqrt(sum((k * p.std) ** 2 / p.n for p, k in zip(parts, scales)))
-    thr = Z * se
-    if reason:
-        status = "unclear"
-    elif delta > thr:
-        status = "holds"
-    elif delta < -thr:
-        status = "fails"
-    else:
-        status, reason = "unclear", "difference within the measured spread"
+        res = welch(delta, parts)
+        test, alpha = TEST, ALPHA
+        if res["t"] is None:
+            status, reason = "unclear", "no measured spread (every run equal and no evaluation term): untestable"
+        elif res["p_greater"] < ALPHA:
+            status = "holds"
+        elif res["p_less"] < ALPHA:
+            status = "fails"
+        else:
+            status, reason = "unclear", _not_significant(res["p_greater"], res["p_less"])
     return {"condition": text, "a": a.to_dict(), "b": None if b is None else b.to_dict(), "scale": scale,
-            "const": const, "delta": round(delta, 4), "threshold": None if math.isnan(thr) else round(thr, 4),
-            "status": status, "reason": reason}
+            "const": const, "delta": round(delta, 4), "test": test, "alpha": alpha, "se": _r(res["se"]),
+            "df": _r(res["df"], 3), "t": _r(res["t"]), "p_greater": _p(res["p_greater"]), "p_less": _p(res["p_less"]),
+            "ci95": None if res["ci95"] is None else [round(x, 4) for x in res["ci95"]],
+            "threshold": _r(res["threshold"]), "status": status, "reason": reason}
 
 
 def verdict_of(conds: list[dict[str, Any]]) -> tuple[str, str | None]:
@@ -149,6 +237,13 @@ def _flip(cond: dict[str, Any]) -> dict[str, Any]:
     """Turn 'a - s*b > 0' into 's*b - a > 0' (same numbers, opposite direction)."""
     cond = dict(cond)
     cond["delta"] = -cond["delta"]
+    if cond.get("t") is not None:
+        cond["t"] = -cond["t"]
+    cond["p_greater"], cond["p_less"] = cond.get("p_less"), cond.get("p_greater")
+    if cond.get("ci95") is not None:
+        cond["ci95"] = [-cond["ci95"][1], -cond["ci95"][0]]
+    if cond.get("reason") and cond.get("p_greater") is not None and cond["status"] == "unclear":
+        cond["reason"] = _not_significant(cond["p_greater"], cond["p_less"])
     cond["status"] = {"holds": "fails", "fails": "holds", "unclear": "unclear"}[cond["status"]]
     return cond
 
@@ -213,7 +308,9 @@ def step_cost(v):
 
 
 def _status(ok: bool, text: str) -> dict[str, Any]:
-    return {"condition": text, "status": "holds" if ok else "fails", "reason": None, "delta": None, "threshold": None}
+    return {"condition": text, "status": "holds" if ok else "fails", "reason": None, "delta": None, "threshold": None,
+            "test": "fixed bound on a ratio of mean step times (no test)", "alpha": None, "se": None, "df": None,
+            "t": None, "p_greater": None, "p_less": None, "ci95": None}
 
 
 def mid_level(v):
@@ -423,7 +520,8 @@ def evaluate_claims(records: Iterable[dict[str, Any]] | None = None, *, paper: b
         verdict, conds, reason = _run(spec, ours)
         entry = {"id": spec.id, "statement": spec.statement, "source": spec.source, "verdict": verdict,
                  "numbers": conds, "reason": reason, "paper_numbers": [], "paper_verdict": None, "paper_reason": None,
-                 "rule": f"{spec.rule}. Decision: delta vs {Z:g}*sqrt(s1^2/n1 + s2^2/n2), >= {MIN_RUNS} runs each."}
+                 "rule": f"{spec.rule}. Decision: Welch t-test, one-sided p < {ALPHA:g} each way (seed spread + "
+                         f"binomial evaluation error), >= {MIN_RUNS} runs each."}
         if theirs is not None:
             pv, pconds, preason = _run(spec, theirs)
             entry.update(paper_verdict=pv, paper_numbers=pconds, paper_reason=preason)

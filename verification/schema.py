@@ -26,7 +26,10 @@ quantity the paper shows only in a figure (``table`` = "fig3", "fig4", "fig7", o
     }
 
 Claims file (JSON): a list of ``{"id", "statement", "source", "verdict", "numbers", "paper_numbers", "rule"}`` with
-verdict in ``CLAIM_VERDICTS`` (see ``verification/claims.py`` for how verdicts are decided).
+verdict in ``CLAIM_VERDICTS`` (see ``verification/claims.py`` for how verdicts are decided); ``numbers`` and
+``paper_numbers`` are lists of conditions, each with ``CONDITION_KEYS`` (the test, its level ``alpha``, ``df``, ``t``,
+the one-sided p-values ``p_greater``/``p_less``, the 95 % interval ``ci95`` of ``delta``; null where not applicable)
+and a status in ``CONDITION_STATUSES``.
 
 ``validate_results(obj)`` / ``validate_record(rec)`` / ``validate_claims(obj)`` raise ``SchemaError`` with a
 one-line message naming the offending record and the fix. ``make_record(...)`` builds a record from per-seed values.
@@ -44,6 +47,9 @@ SETTING_KEYS = ("dataset", "teacher", "teacher_robustbench", "teacher_dataset", 
                 "data_fraction")
 CLAIM_KEYS = ("id", "statement", "source", "verdict", "numbers", "paper_numbers", "rule")
 CLAIM_VERDICTS = ("reproduced", "not reproduced", "inconclusive")
+CONDITION_KEYS = ("condition", "status", "reason", "delta", "threshold", "test", "alpha", "df", "t", "p_greater", "p_less",
+                  "ci95")
+CONDITION_STATUSES = ("holds", "fails", "unclear")
 
 
 class SchemaError(ValueError):
@@ -130,6 +136,16 @@ def validate_claims(obj: Any) -> None:
             raise SchemaError(f"claims[{i}] ({c.get('id')}): missing keys {missing}")
         if c["verdict"] not in CLAIM_VERDICTS:
             raise SchemaError(f"claims[{i}] ({c['id']}): verdict {c['verdict']!r} not in {CLAIM_VERDICTS}")
+        for side in ("numbers", "paper_numbers"):
+            for j, n in enumerate(c[side] or []):
+                where = f"claims[{i}] ({c['id']}).{side}[{j}]"
+                if not isinstance(n, dict):
+                    raise SchemaError(f"{where}: must be a dict")
+                missing = [k for k in CONDITION_KEYS if k not in n]
+                if missing:
+                    raise SchemaError(f"{where}: missing keys {missing}; recompute with verification.claims")
+                if n["status"] not in CONDITION_STATUSES:
+                    raise SchemaError(f"{where}: status {n['status']!r} not in {CONDITION_STATUSES}")
 
 
 def _frozen(d: Any) -> Any:

@@ -121,11 +121,97 @@ def test_paper_own_numbers():
         assert paper[fig]["verdict"] == "inconclusive" and "figure, values not in text" in paper[fig]["reason"]
 
 
-def test_condition_threshold_is_two_standard_errors():
-    """A difference of 1 SE is 'unclear' both ways, 2.5 SE holds / fails: catches a threshold dropped to 0 (or any
-    Z outside (1, 2.5)). se = sqrt(1/2 + 1/2) = 1 for two runs of std 1 on each side."""
-    b = claims.Stat(40.0, 1.0, 2, "b")
-    status = {d: claims.condition(claims.Stat(40.0 + d, 1.0, 2, "a"), b, paper=False, text="a > b")
-              for d in (1.0, -1.0, 2.5, -2.5)}
-    assert [status[d]["status"] for d in (1.0, -1.0, 2.5, -2.5)] == ["unclear", "unclear", "holds", "fails"]
-    assert status[1.0]["threshold"] == pytest.approx(2.0) and status[1.0]["delta"] == pytest.approx(1.0)
+def _cond(d, *, n=2, std=1.0, eval_n=None, mean_b=40.0, **kw):
+    b = claims.Stat(mean_b, std, n, "b", eval_n)
+    return claims.condition(claims.Stat(mean_b + d, std, n, "a", eval_n), b, paper=False, text="a > b", **kw)
+
+
+def test_two_seeds_need_a_t_quantile_not_two_standard_errors():
+    """2 runs of std 1 on each side: se = sqrt(1/2 + 1/2) = 1, Welch df = 1 / (0.25 + 0.25) = 2, so a difference must
+    exceed t_0.95(2) = 2.92 se. 2.5 se (held under the old 2-se rule) is now unclear both ways; 10 se holds / fails.
+    Catches a z (normal) quantile, a threshold of 2 se, or a pooled df of 2n - 2 = 2 used with the wrong tail."""
+    got = {d: _cond(d) for d in (1.0, -1.0, 2.5, -2.5, 10.0, -10.0)}
+    assert [got[d]["status"] for d in (1.0, -1.0, 2.5, -2.5, 10.0, -10.0)] == \
+        ["unclear", "unclear", "unclear", "unclear", "holds", "fails"]
+    c = got[2.5]
+    assert c["df"] == pytest.approx(2.0) and c["t"] == pytest.approx(2.5) and c["se"] == pytest.approx(1.0)
+    assert c["alpha"] == claims.ALPHA == 0.05 and "Welch" in c["test"]
+    assert c["threshold"] == pytest.approx(2.919986, abs=1e-4)  # t_0.95(2) * se: the smallest delta that holds
+    assert c["p_greater"] == pytest.approx(0.0648, abs=1e-3) and c["p_greater"] + c["p_less"] == pytest.approx(1.0, abs=1e-4)
+    lo, hi = c["ci95"]  # delta ± t_0.975(2) * se = 2.5 ± 4.303
+    assert lo == pytest.approx(2.5 - 4.302653, abs=1e-3) and hi == pytest.approx(2.5 + 4.302653, abs=1e-3)
+    assert "spread" in c["reason"] and "p = 0.0648" in c["reason"]
+
+
+def test_p_value_matches_scipy_welch_when_no_evaluation_term():
+    """Unequal stds and seed counts, a scale and a margin: same one-sided p-value and df as scipy's Welch test on
+    (mean_a - const) vs (scale * mean_b) with the scaled std."""
+    from scipy import stats
+
+    a, b = claims.Stat(31.0, 2.0, 3, "a"), claims.Stat(40.0, 1.5, 5, "b")
+    c = claims.condition(a, b, scale=0.5, const=-2.0, paper=False, text="a > 0.5 b - 2")
+    ref = stats.ttest_ind_from_stats(31.0 + 2.0, 2.0, 3, 0.5 * 40.0, 0.5 * 1.5, 5, equal_var=False,
+                                     alternative="greater")
+    assert c["delta"] == pytest.approx(13.0) and c["t"] == pytest.approx(ref.statistic, rel=1e-4)
+    assert c["p_greater"] == pytest.approx(ref.pvalue, rel=1e-3)
+    assert c["p_less"] == pytest.approx(1 - ref.pvalue, rel=1e-3)
+    va, vb = 2.0 ** 2 / 3, (0.5 * 1.5) ** 2 / 5  # Welch-Satterthwaite by hand (this scipy's result carries no df)
+    assert c["df"] == pytest.approx((va + vb) ** 2 / (va ** 2 / 2 + vb ** 2 / 4), rel=1e-3)
+    assert c["status"] == ("holds" if ref.pvalue < 0.05 else "unclear")
+    d = claims.condition(claims.Stat(40.6, 1.0, 2, "a"), claims.Stat(40.0, 1.0, 2, "b"), paper=False, text="a > b")
+    ref = stats.ttest_ind_from_stats(40.6, 1.0, 2, 40.0, 1.0, 2, equal_var=False, alternative="less")
+    assert d["p_less"] == pytest.approx(ref.pvalue, rel=1e-3)
+
+
+def test_evaluation_size_adds_binomial_variance():
+    """10 seeds of std 1 per side: a 3 pp difference is clear from the seed spread alone (se 0.45), but each accuracy
+    near 50 % on 500 test images carries a binomial se of sqrt(50*50/500) = 2.24 pp: se = sqrt(0.2 + 2*5) = 3.19, t < 1."""
+    assert _cond(3.0, n=10)["status"] == "holds"
+    c = _cond(3.0, n=10, eval_n=500, mean_b=48.5)
+    assert c["status"] == "unclear"
+    p = (48.5 / 100, 51.5 / 100)
+    var = 0.2 + sum(1e4 * q * (1 - q) / 500 for q in p)
+    assert c["se"] == pytest.approx(var ** 0.5, rel=1e-3)
+    # the binomial part counts as known (infinite df): Welch-Satterthwaite df grows with it
+    assert c["df"] == pytest.approx(var ** 2 / (2 * 0.1 ** 2 / 9), rel=1e-3)
+
+
+def test_eval_n_from_records_applies_to_accuracies_only():
+    """``setting.eval_n`` on a record adds the term to accuracies; step times (bench) and ACM-profile distances (fig4)
+    never get it, even when a record carries eval_n."""
+    def mixup_pair(eval_n):
+        kw = {} if eval_n is None else {"eval_n": eval_n}
+        return [rec("table9", "teacher Adaptive Max Pool / student None", "Robustness", [16.0, 16.5, 17.0, 16.2, 16.8],
+                    attack="pgd20", **kw),
+                rec("table9", "teacher Affine / student None", "Robustness", [13.0, 13.5, 14.0, 13.2, 13.8],
+                    attack="pgd20", **kw)]
+    cond = lambda r: by_id(r, "teacher_maxpool_best_transform")["numbers"][0]  # noqa: E731
+    assert cond(mixup_pair(None))["status"] == "holds"
+    assert cond(mixup_pair(None))["a"]["eval_n"] is None
+    c = cond(mixup_pair(200))  # 3 pp apart, binomial se ~2.6 pp per number at 200 images
+    assert c["status"] == "unclear" and c["a"]["eval_n"] == 200
+    bench = [rec("bench", r, "step_time_s", [v * 0.99, v, v * 1.01], attack="step_time_s", eval_n=500)
+             for r, v in [("natural", 1.0), ("mixacm", 1.4), ("pgd7_at", 7.2)]]
+    assert all(s.eval_n is None for _, _, s, _ in claims.Values.from_records(bench).rows("bench"))
+    fig4 = [rec("fig4", "student", "block 3", [0.05, 0.055, 0.045], eval_n=500),
+            rec("fig4", "natural", "block 3", [0.4, 0.44, 0.36], eval_n=500)]
+    c = by_id(fig4, "fig4_student_acm_profile_closer_than_natural")
+    assert c["verdict"] == "reproduced" and c["numbers"][0]["a"]["eval_n"] is None
+
+
+def test_flipped_condition_swaps_p_values_and_interval():
+    """'a < s*b' is stored as the mirror of 'a - s*b > 0': delta, t and the interval negate, the p-values swap."""
+    records = t6(40, 36, 34, 30, 1)
+    c = by_id(records, "kd_only_no_robustness")["numbers"][0]
+    assert c["status"] == "holds" and c["delta"] == pytest.approx(8.0 - 1.0)  # 0.2 * 40 - 1
+    assert c["p_greater"] < claims.ALPHA < c["p_less"] and c["t"] > 0
+    assert c["ci95"][0] < c["delta"] < c["ci95"][1] and c["ci95"][0] > 0
+
+
+def test_paper_side_stays_strict():
+    """The paper's printed values (no std): any positive difference holds, no p-value; same output fields."""
+    a, b = claims.Stat(40.1, None, 1, "a"), claims.Stat(40.0, None, 1, "b")
+    c = claims.condition(a, b, paper=True, text="a > b")
+    assert c["status"] == "holds" and c["threshold"] == 0 and c["p_greater"] is None and c["ci95"] is None
+    assert c["test"] == claims.PAPER_TEST and c["alpha"] is None
+    assert claims.condition(b, a, paper=True, text="b > a")["status"] == "fails"
