@@ -129,7 +129,7 @@ def _cond(d, *, n=2, std=1.0, eval_n=None, mean_b=40.0, **kw):
 def test_two_seeds_need_a_t_quantile_not_two_standard_errors():
     """2 runs of std 1 on each side: se = sqrt(1/2 + 1/2) = 1, Welch df = 1 / (0.25 + 0.25) = 2, so a difference must
     exceed t_0.95(2) = 2.92 se. 2.5 se (held under the old 2-se rule) is now unclear both ways; 10 se holds / fails.
-    Catches a z (normal) quantile, a threshold of 2 se, or a pooled df of 2n - 2 = 2 used with the wrong tail."""
+    Catches a normal (z) quantile in place of Student's t, a fixed 2-se threshold, or a two-sided p-value."""
     got = {d: _cond(d) for d in (1.0, -1.0, 2.5, -2.5, 10.0, -10.0)}
     assert [got[d]["status"] for d in (1.0, -1.0, 2.5, -2.5, 10.0, -10.0)] == \
         ["unclear", "unclear", "unclear", "unclear", "holds", "fails"]
