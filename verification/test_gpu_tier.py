@@ -84,7 +84,7 @@ def test_paper_cell(spec, gpu_tier):
     explains itself (random teachers at toy amounts are not expected to match)."""
     record = gpu_tier.record(spec)
     cell = paper_data.find_cell(spec["table"], spec["row"], spec["column"])
-    if gpu_tier.rehearse:
+    if gpu_tier.rehearse and spec["kind"] != "param_ratio":  # size ratios are exact at any scale: compared
         cmp = compare.compare(record, cell)
         assert "expected" in cmp.message and "tolerance" in cmp.message and cmp.got == record["value"]
         assert record["n_runs"] == len(record["runs"]) >= 1
