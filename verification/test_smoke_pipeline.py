@@ -101,3 +101,19 @@ def test_stored_evaluation_of_another_subset_is_set_aside_not_reused(digits_run,
     shutil.copy(out / "evals" / "natural-s0.json", path)
     assert _cached_eval(path, 500, ("pgd20",), set_aside=True) is None
     assert not path.exists() and (tmp_path / "natural-s0-n300.json").is_file()
+
+
+def test_record_keeps_each_runs_files_and_the_report_draws_their_training_curves(digits_run, tmp_path):
+    """`python -m verification.record` copies config/meta/summary/metrics of every run; the recorded report then
+    shows training curves (the recorded cpu set predates this and says "not recorded")."""
+    from verification.record import RUN_FILES, main as record_main
+    out, _ = digits_run
+    dest = tmp_path / "recorded"
+    assert record_main(["--from", str(out), "--to", str(dest), "--plan-json", '{"epochs": 2}']) == 0
+    copied = sorted(p.relative_to(dest).as_posix() for p in (dest / "runs").glob("*/seed*/*"))
+    assert "runs/mixacm/seed1/metrics.jsonl" in copied and "runs/teacher/seed0/meta.json" in copied, copied
+    assert not any(p.endswith(".pt") for p in copied)  # no checkpoints in a record
+    assert {p.rsplit("/", 1)[1] for p in copied} == set(RUN_FILES)
+    html = (dest / "report.html").read_text()
+    fig = html.split('id="fig-training"', 1)[1].split("</figure>", 1)[0]
+    assert "<svg" in fig and "not recorded" not in fig
