@@ -186,6 +186,10 @@ def deciding_number(claim: dict) -> str:
         mm = next((ev[m] for m in ("min_margin", "min_margin_screen", "verified_margin") if isinstance(ev.get(m), (int, float))), None)
         if k.startswith("violations") and mm is not None:
             txt += f" (smallest margin {_fmt(mm)})"
+        if k == "min_certified_margin" and "violations" in ev:
+            txt += f" (violations {ev['violations']}"
+            dd = ev.get("detectable_deficit")
+            txt += f", detectable deficit {_fmt(dd)})" if isinstance(dd, (int, float)) else ")"
         return txt
     margin = _find(ev, "margin")
     if margin is None:

@@ -24,6 +24,7 @@ def test_recorded_theory_html_readable():
     res = json.loads(RECORDED.read_text())
     html = report.render_html(res)
     by = {c["id"]: report.deciding_number(c) for c in res["claims"]}
+    # the record was made before issue 14 (n = 1024): its Thm 4.1 evidence is still the vacuous one
     assert by["thm41.bound.printed"].startswith("vacuous: right side >= 1")
     assert by["thm42.relu.taylor.biased-centred"].startswith("violations 5/25")
     assert by["thm42.logistic.taylor"].startswith("margin -0.04892")
@@ -32,3 +33,19 @@ def test_recorded_theory_html_readable():
     for bad in ("&#34;", "&quot;", '{"', "`"):
         assert bad not in text, bad
     assert "<pre" not in html  # evidence is shown as tables, not as JSON in a pre block
+
+
+def test_thm41_key_number_is_the_min_certified_margin():
+    """A fresh Thm 4.1 claim (two runs of the default regime) shows its smallest certified margin, the violations and
+    the power in the table and the HTML, not the word 'vacuous'."""
+    from theory import thm41
+
+    rows, _ = thm41.monte_carlo(thm41.REGIME, R=2)
+    verdict, ev = thm41.decide(rows, "standard", thm41.REGIME)
+    claim = {"id": "thm41.bound.standard", "statement": "s", "source": "Supp. B.1", "verdict": verdict, "evidence": ev}
+    txt = report.deciding_number(claim)
+    assert verdict == "holds-certified"
+    assert txt.startswith(f"min certified margin {ev['min_certified_margin']:.4g} (violations 0/2, detectable deficit")
+    assert report.key_number(claim) == f"min_certified_margin={ev['min_certified_margin']:.4g}"
+    html = report.render_html({"claims": [claim], "errata": [], "provenance": {}})
+    assert "min certified margin" in html and "vacuous" not in txt
