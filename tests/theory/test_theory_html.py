@@ -24,8 +24,7 @@ def test_recorded_theory_html_readable():
     res = json.loads(RECORDED.read_text())
     html = report.render_html(res)
     by = {c["id"]: report.deciding_number(c) for c in res["claims"]}
-    # the record was made before issue 14 (n = 1024): its Thm 4.1 evidence is still the vacuous one
-    assert by["thm41.bound.printed"].startswith("vacuous: right side >= 1")
+    assert by["thm41.bound.printed"].startswith("min certified margin 0.4"), by["thm41.bound.printed"]
     assert by["thm42.relu.taylor.biased-centred"].startswith("violations 5/25")
     assert by["thm42.logistic.taylor"].startswith("margin -0.04892")
     text = re.sub(r"<style.*?</style>", "", html, flags=re.S)
