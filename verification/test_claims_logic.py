@@ -215,3 +215,13 @@ def test_paper_side_stays_strict():
     assert c["status"] == "holds" and c["threshold"] == 0 and c["p_greater"] is None and c["ci95"] is None
     assert c["test"] == claims.PAPER_TEST and c["alpha"] is None
     assert claims.condition(b, a, paper=True, text="b > a")["status"] == "fails"
+
+
+def test_table9_with_only_the_default_transform_is_inconclusive_not_a_crash():
+    """A plan that ran MixACM (teacher max-pool, Table 9's first row) but no other transform (e.g. the compared
+    methods' digits plan) leaves the transform claim inconclusive, naming what is missing."""
+    records = [rec("table9", "teacher Adaptive Max Pool / student None", "Robustness", [20.0, 21.0])]
+    out = {c["id"]: c for c in claims.evaluate_claims(records, paper=False)}
+    tm = [c for c in out.values() if "table9" in c["source"].lower() or "Table 9" in c["source"]]
+    assert tm and all(c["verdict"] == "inconclusive" for c in tm), tm
+    assert any("no other transform" in (c["reason"] or "") for c in tm), [c["reason"] for c in tm]

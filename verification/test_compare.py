@@ -47,3 +47,32 @@ def test_wrong_cell_refused():
     b = paper_data.find_cell("table3", "CIFAR-10 / Ours", "Acc.")
     with pytest.raises(ValueError, match="does not reproduce"):
         compare.compare(_record_for(a, [1.0]), b)
+
+
+def test_size_ratio_tolerance_is_half_a_unit_of_the_printed_digit():
+    """The paper prints size ratios to 1-3 decimals ("73.5%", "25.04%", "9.227%"): a ratio matches when it rounds
+    to the printed number (never tighter than 0.01 pp)."""
+    one = paper_data.find_cell("table10", "WRN-28-10 -> WRN-22-10", "Size Ratio")  # printed 73.5%
+    two = paper_data.find_cell("table10", "WRN-28-10 -> WRN-28-5", "Size Ratio")  # printed 25.04%
+    three = paper_data.find_cell("table4", "Depth & Channel: WRN-34-20 -> WRN-16-10", "Size Ratio")  # 9.227%
+    assert compare.tolerance_for(one) == pytest.approx(0.05)
+    assert compare.tolerance_for(two) == compare.tolerance_for(three) == pytest.approx(0.01)
+    assert compare.assert_matches(_record_for(one, [73.46]), one).passed
+    with pytest.raises(AssertionError, match="tolerance ±0.05"):
+        compare.assert_matches(_record_for(one, [73.44]), one)
+
+
+def test_every_size_ratio_of_the_specs_matches_the_paper_except_the_declared_erratum():
+    """Parameter counts of our architectures against every printed size ratio (no training: exact at any scale)."""
+    from verification import specs
+    from verification.plans import param_ratio
+
+    cells = [s for s in specs.all_specs() if s["kind"] == "param_ratio"]
+    assert len(cells) >= 20
+    off = {}
+    for s in cells:
+        cmp = compare.compare(_record_for(paper_data.find_cell(s["table"], s["row"], s["column"]), [param_ratio(s)]),
+                              paper_data.find_cell(s["table"], s["row"], s["column"]))
+        if not cmp.passed:
+            off[s["id"]] = cmp.message
+    assert set(off) == {"table4:Depth & Channel: WRN-34-20 -> WRN-16-10:Size Ratio"}, off
