@@ -82,6 +82,10 @@ class TrainConfig:
     # on digits (wrn-10-1 student, 15 epochs) "sum" left the student at chance (val acc 0.29, ACM term x5000 ~ 8600
     # vs CE ~ 2) while "mean" gave val acc 0.98 / robust 0.63 (teacher 1.00 / 0.90). Issue 6 re-checks at CIFAR scale.
     acm_reduction: str = "mean"
+    # alpha_acm stated at another architecture's block widths (e.g. "wrn-34-10", the paper's CIFAR student): block
+    # i's channel-mean distance then weighs alpha_acm * C_i / C_ref_i (mixacm.losses.acm_loss, reference_channels),
+    # the per-channel weight alpha_acm has on the reference. None = alpha_acm literally, whatever the student.
+    alpha_acm_reference: str | None = None
     feature_loss: str = "acm"         # "direct" = feature L2 of Table 8
     feature_point: str = "pre"        # block feature before ("pre") or after ("post") the next BN+act
     # --- adversarial baselines (Supp. A.1 "Adversarial Training") --------------------------------------------
@@ -256,6 +260,9 @@ def check(cfg: TrainConfig) -> TrainConfig:
         raise ConfigError("temperature and lr must be > 0; mixup_alpha and alpha_acm must be >= 0")
     if cfg.blocks is not None and (not cfg.blocks or min(cfg.blocks) < 1):
         raise ConfigError(f"blocks={cfg.blocks} must list 1-based block numbers, e.g. [2, 3, 4]; or none for all")
+    if cfg.alpha_acm_reference is not None and cfg.acm_reduction != "mean":
+        raise ConfigError(f"alpha_acm_reference={cfg.alpha_acm_reference!r} needs acm_reduction='mean' (with 'sum' "
+                          f"a block's weight does not depend on its width); drop one of the two")
     if cfg.select_metric == "val_rob" and cfg.val_fraction == 0:
         raise ConfigError("select_metric='val_rob' needs a validation split; set val_fraction > 0")
     return cfg

@@ -105,7 +105,7 @@ def _select(n: int, blocks: Sequence[int] | None) -> list[int]:
 @_fp32
 def acm_loss(feats_t: Sequence[Tensor], feats_s: Sequence[Tensor], *, blocks: Sequence[int] | None = None,
              transform: str = "teacher_maxpool", reduction: str = "sum", mapping: str = "max",
-             affine: nn.ModuleList | None = None) -> Tensor:
+             affine: nn.ModuleList | None = None, reference_channels: Sequence[int] | None = None) -> Tensor:
     """ACM transfer loss (Sec. 5.1, Eq. for L_acm_i; Sec. 5.2 for channel mismatch; Table 9 transforms).
 
     L_acm = mean_batch sum_{i in blocks} d(a_i^T/||a_i^T||_2, a_i^S/||a_i^S||_2),  a_i = g_c(A_i), where
@@ -114,6 +114,11 @@ def acm_loss(feats_t: Sequence[Tensor], feats_s: Sequence[Tensor], *, blocks: Se
     positively proportional.
     # The paper does not say sum or mean; alpha_acm = 5000 only fits one of them. Default "sum"
     # (the formula as written) is provisional; the trainer settles it by experiment.
+
+    reference_channels (with reduction="mean"): block i's distance is summed over channels and divided by
+    reference_channels[i] instead of its own width C_i, i.e. the "mean" of the reference architecture. A weight
+    alpha_acm then keeps the per-channel weight alpha_acm / C_ref_i it has on the reference (e.g. the paper's
+    WRN-34-10, widths 16, 160, 320, 640): on a student of widths C_i it acts as alpha_acm * C_i / C_ref_i.
 
     transform (applied to the un-normalised maps, before L2 normalisation):
       "none"                   channels must match;
@@ -129,6 +134,13 @@ def acm_loss(feats_t: Sequence[Tensor], feats_s: Sequence[Tensor], *, blocks: Se
         raise ValueError(f"teacher gives {len(feats_t)} block features, student {len(feats_s)}; they must match")
     if transform.endswith("affine") and affine is None:
         raise ValueError(f"transform={transform!r} needs affine=make_affine_maps(channels_t, channels_s, side)")
+    if reference_channels is not None:
+        if reduction != "mean":
+            raise ValueError(f"reference_channels needs reduction='mean' (got {reduction!r}): with 'sum' the "
+                             f"weight of a block does not depend on its width")
+        if len(reference_channels) != len(feats_s):
+            raise ValueError(f"reference_channels has {len(reference_channels)} blocks, the features "
+                             f"{len(feats_s)} blocks; they must match")
     total = feats_s[0].new_zeros((), dtype=torch.float32)
     for i in _select(len(feats_s), blocks):
         # fp32 maps (max is exact in any dtype, so cast after it; mean averages in fp32)
@@ -155,7 +167,10 @@ def acm_loss(feats_t: Sequence[Tensor], feats_s: Sequence[Tensor], *, blocks: Se
         u = F.normalize(a_t.float(), dim=1)  # (B, C) unit rows; an all-zero map stays zero
         v = F.normalize(a_s.float(), dim=1)
         d = (u - v).pow(2)  # (B, C)
-        per_sample = d.sum(1) if reduction == "sum" else d.mean(1)  # (B,)
+        if reference_channels is not None:
+            per_sample = d.sum(1) / float(reference_channels[i])  # (B,) the reference width's mean
+        else:
+            per_sample = d.sum(1) if reduction == "sum" else d.mean(1)  # (B,)
         total = total + per_sample.mean()
     return total
 

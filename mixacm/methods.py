@@ -139,8 +139,12 @@ def feature_term(c: TrainConfig, feats_t: list[Tensor], feats_s: list[Tensor], *
     blocks = c.blocks  # 1-based, as in Table 7 (mixacm.losses uses the same convention)
     if c.feature_loss == "direct":
         return L.direct_feature_loss(feats_t, feats_s, blocks=blocks, adapters=adapters)
+    ref = None
+    if c.alpha_acm_reference is not None:
+        from .models import feature_channels_of
+        ref = feature_channels_of(c.alpha_acm_reference)
     return L.acm_loss(feats_t, feats_s, blocks=blocks, transform=c.transform, reduction=c.acm_reduction,
-                      mapping=c.mapping, affine=affine)
+                      mapping=c.mapping, affine=affine, reference_channels=ref)
 
 
 def _feature_term(ctx: StepContext, feats_t: list[Tensor], feats_s: list[Tensor]) -> Tensor:

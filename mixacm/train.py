@@ -388,6 +388,15 @@ def check_names(cfg: TrainConfig) -> None:
             n_blocks = len(build_model(cfg.model, num_classes=10).feature_channels)
         except ValueError as e:
             raise ConfigError(str(e)) from None
+    if cfg.alpha_acm_reference is not None:
+        from .models import feature_channels_of
+        try:
+            n_ref = len(feature_channels_of(cfg.alpha_acm_reference))
+        except ValueError as e:
+            raise ConfigError(f"alpha_acm_reference: {e}") from None
+        if n_ref != n_blocks:
+            raise ConfigError(f"alpha_acm_reference: {cfg.alpha_acm_reference} has {n_ref} feature blocks, the student "
+                              f"{cfg.model} has {n_blocks}; name a reference of the student's family (e.g. wrn-34-10)")
     if cfg.blocks is not None and not set(cfg.blocks) <= set(range(1, n_blocks + 1)):
         raise ConfigError(f"blocks={cfg.blocks}: {cfg.model} has feature blocks 1..{n_blocks} (1-based, Table 7); "
                           f"choose a subset such as [{n_blocks - 1}, {n_blocks}]")

@@ -156,7 +156,8 @@ def cifar_slice_plan(data_root: str | Path, fraction: float = 0.01, epochs: int 
 # -------------------------------------------------------------------------------------------------- cpu tier
 def cpu_plan(data_root: str | Path, *, fraction: float = 0.2, epochs: int = 3, teacher_fraction: float = 0.3,
              teacher_epochs: int = 4, seeds: tuple[int, ...] = (0, 1), extra: bool = True, autoattack_n: int = 500,
-             eval_n: int = 500, autoattack_seeds: int = 1) -> Plan:
+             eval_n: int = 500, autoattack_seeds: int = 1, alpha_acm_reference: str | None = None,
+             only: tuple[str, ...] | None = None) -> Plan:
     """The CPU-scale reproduction on real CIFAR-10 (JPEG copy), sized for 2 cores.
 
     Teacher: Fast-AT (FGSM + random start, Wong et al. 2020) WRN-16-2, chosen over PGD-7 AT because it is ~4x
@@ -167,7 +168,11 @@ def cpu_plan(data_root: str | Path, *, fraction: float = 0.2, epochs: int = 3, t
     Robust columns use PGD-20 (eps 8/255, step 2/255) on a seeded test subset; AutoAttack (standard) on a seeded
     subset of ``autoattack_n`` images (the PGD-20 images when equal to ``eval_n``) for MixACM and PGD-7 AT, first
     ``autoattack_seeds`` seeds (~30 min per seed on 2 cores at 500).
-    Runs are resumable, so ``extra=False`` then ``extra=True`` adds the rest."""
+    Runs are resumable, so ``extra=False`` then ``extra=True`` adds the rest.
+
+    ``alpha_acm_reference`` (e.g. "wrn-34-10"): every channel-mean ACM run states alpha_acm at that architecture's
+    block widths (``TrainConfig.alpha_acm_reference``), so 5000 weighs WRN-16-1's blocks as it weighs the paper's
+    student's; the alpha sweep is then in paper-equivalent units. ``only``: the named runs (and their teacher)."""
     base = {"dataset": "cifar10-jpeg", "data_fraction": fraction, "epochs": epochs, "select_metric": "last",
             "val_fraction": 0.02, "val_n": 200, "progress": False, "teacher_gate_tolerance": 0.15}
     runs = [RunSpec("teacher", {"method": "fast_at", "model": "wrn-16-2", "epochs": teacher_epochs,
@@ -187,13 +192,33 @@ def cpu_plan(data_root: str | Path, *, fraction: float = 0.2, epochs: int = 3, t
     cells = _cells("pgd20", extra, "pgd_at", autoattack=autoattack_n > 0)
     cells += [CellSpec("choices", f"{key}", col, key, metric, {"choice": note}) for key, note in choices
               for col, metric in [("clean", "clean"), ("robust", "pgd20")]]
-    return Plan(name="cpu-cifar10", tier="cpu", base=base, runs=runs, cells=cells, seeds=seeds, eval_n=eval_n,
-                scale=(f"CIFAR-10 JPEG q75; WRN-16-2 Fast-AT teacher ({teacher_fraction:.0%} of train, "
-                       f"{teacher_epochs} ep) -> WRN-16-1 students ({fraction:.0%} of train, {epochs} ep); "
-                       f"eps 8/255; PGD-20 on {eval_n} test images"),
-                acm_profiles={"teacher": "teacher", "student": "mixacm", "natural": "natural"}, acm_n=500,
-                data_root=str(data_root), autoattack_runs=("mixacm", "pgd_at") if autoattack_n > 0 else (),
-                autoattack_n=autoattack_n, autoattack_seeds=autoattack_seeds)
+    scale = (f"CIFAR-10 JPEG q75; WRN-16-2 Fast-AT teacher ({teacher_fraction:.0%} of train, {teacher_epochs} ep) -> "
+             f"WRN-16-1 students ({fraction:.0%} of train, {epochs} ep); eps 8/255; PGD-20 on {eval_n} test images")
+    name = "cpu-cifar10"
+    if alpha_acm_reference is not None:
+        runs = [RunSpec(r.key, {**r.overrides, "alpha_acm_reference": alpha_acm_reference}, r.teacher, r.seeded,
+                        r.attacks, r.seeds) if _channel_mean_acm(r.overrides) else r for r in runs]
+        name += "-alpha-at-" + alpha_acm_reference
+        scale += f"; alpha_acm stated at {alpha_acm_reference} block widths"
+    if only is not None:
+        unknown = sorted(set(only) - {r.key for r in runs})
+        if unknown:
+            raise ValueError(f"only: unknown runs {unknown}; valid: {', '.join(r.key for r in runs)}")
+        keep = set(only) | {r.teacher for r in runs if r.key in only and r.teacher}
+        runs = [r for r in runs if r.key in keep]
+        cells = [c for c in cells if c.run in keep]
+    profiles = {"teacher": "teacher", "student": "mixacm", "natural": "natural"}
+    keys = {r.key for r in runs}
+    return Plan(name=name, tier="cpu", base=base, runs=runs, cells=cells, seeds=seeds, eval_n=eval_n, scale=scale,
+                acm_profiles=profiles if set(profiles.values()) <= keys else {}, acm_n=500,
+                data_root=str(data_root), autoattack_runs=tuple(k for k in ("mixacm", "pgd_at") if k in keys)
+                if autoattack_n > 0 else (), autoattack_n=autoattack_n, autoattack_seeds=autoattack_seeds)
+
+
+def _channel_mean_acm(over: dict[str, Any]) -> bool:
+    """A run whose feature loss is the channel-mean ACM distance (the one alpha_acm_reference applies to)."""
+    return (over.get("method") == "mixacm" and over.get("feature_loss", "acm") == "acm"
+            and over.get("acm_reduction", "mean") == "mean" and over.get("use_acm", True))
 
 
 # -------------------------------------------------------------------------------------------------- gpu tier

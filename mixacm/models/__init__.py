@@ -25,6 +25,7 @@ kw: in_channels, mean, std, feature_point, activation (where meaningful), width 
 """
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 
@@ -70,10 +71,18 @@ def build_model(name: str, num_classes: int = 10, **kw) -> nn.Module:
     raise ValueError(f"unknown model {name!r}; valid: {_valid()}")
 
 
+@functools.lru_cache(maxsize=None)
+def feature_channels_of(name: str) -> tuple[int, ...]:
+    """Block widths (C_1, ..., C_m) of a named architecture, built on the meta device (no weights allocated)."""
+    import torch
+    with torch.device("meta"):
+        return tuple(build_model(name, num_classes=10).feature_channels)
+
+
 def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
     """Number of (trainable) parameters; works on 'meta'-device models (size ratios of Tables 4/10)."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
-__all__ = ["MODELS", "build_model", "count_parameters", "FeatureModel", "FEATURE_POINTS", "WideResNet",
+__all__ = ["MODELS", "build_model", "count_parameters", "feature_channels_of", "FeatureModel", "FEATURE_POINTS", "WideResNet",
            "GowalWideResNet", "PreActResNet18", "ResNet50", "SmallCNN"]

@@ -105,3 +105,35 @@ def test_a_config_built_directly_coerces_and_validates_itself():
     assert c.lr == 0.05
     with pytest.raises(ConfigError, match="must be a number"):
         c.lr = "fast"
+
+
+def test_alpha_acm_at_reference_widths_is_checked_where_the_config_is_built():
+    from mixacm.config import ConfigError, TrainConfig
+    from mixacm.train import check_names
+    cfg = TrainConfig(method="mixacm", model="wrn-16-1", alpha_acm_reference="wrn-34-10")
+    check_names(cfg)
+    with pytest.raises(ConfigError, match="acm_reduction='mean'"):
+        TrainConfig(method="mixacm", model="wrn-16-1", alpha_acm_reference="wrn-34-10", acm_reduction="sum")
+    with pytest.raises(ConfigError, match="unknown model 'wrn-34'"):
+        check_names(TrainConfig(method="mixacm", model="wrn-16-1", alpha_acm_reference="wrn-34"))
+    with pytest.raises(ConfigError, match="resnet50 has 5 feature blocks, the student wrn-16-1 has 4"):
+        check_names(TrainConfig(method="mixacm", model="wrn-16-1", alpha_acm_reference="resnet50"))
+
+
+def test_feature_term_uses_the_reference_widths():
+    """The trainer's feature term with alpha_acm_reference = the loss at the reference's channel counts."""
+    import torch
+    from mixacm.config import TrainConfig
+    from mixacm.losses import acm_loss
+    from mixacm.methods import feature_term
+    from mixacm.models import feature_channels_of
+    assert feature_channels_of("wrn-34-10") == (16, 160, 320, 640)
+    g = torch.Generator().manual_seed(0)
+    ft = [torch.rand(2, c, 4, 4, generator=g) for c in (32, 32, 64, 128)]
+    fs = [torch.rand(2, c, 4, 4, generator=g) for c in (16, 16, 32, 64)]
+    cfg = TrainConfig(method="mixacm", model="wrn-16-1", alpha_acm_reference="wrn-34-10")
+    want = acm_loss(ft, fs, reduction="mean", reference_channels=(16, 160, 320, 640))
+    assert torch.allclose(feature_term(cfg, ft, fs), want)
+    # block 1 keeps its weight (16 = 16), blocks 2-4 weigh 10x less than with the literal alpha
+    lit = [acm_loss([a], [b], reduction="mean") for a, b in zip(ft, fs)]
+    assert torch.allclose(want, lit[0] + sum(x / 10 for x in lit[1:]))

@@ -44,6 +44,22 @@ def test_acm_hand_computed_sum_and_mean():
     assert acm_loss(t + t, s + s, transform="none", blocks=[2]).item() == pytest.approx(0.8)
 
 
+def test_acm_at_reference_widths_hand_computed():
+    """reference_channels: each block's squared distance is summed over channels and divided by the reference
+    architecture's width for that block, so alpha_acm keeps the per-channel weight it has on the reference."""
+    t, s = [_feat([3.0, 4.0]), _feat([3.0, 4.0])], [_feat([1.0, 0.0]), _feat([1.0, 0.0])]  # 0.8 per block (sum)
+    got = acm_loss(t, s, transform="none", reduction="mean", reference_channels=(2, 20)).item()
+    assert got == pytest.approx(0.8 / 2 + 0.8 / 20)
+    same = acm_loss(t, s, transform="none", reduction="mean", reference_channels=(2, 2)).item()
+    assert same == pytest.approx(acm_loss(t, s, transform="none", reduction="mean").item())  # own widths: "mean"
+    assert acm_loss(t, s, transform="none", reduction="mean", reference_channels=(2, 20),
+                    blocks=[2]).item() == pytest.approx(0.8 / 20)
+    with pytest.raises(ValueError, match="reduction='mean'"):
+        acm_loss(t, s, transform="none", reduction="sum", reference_channels=(2, 20))
+    with pytest.raises(ValueError, match="2 blocks"):
+        acm_loss(t, s, transform="none", reduction="mean", reference_channels=(2, 20, 40))
+
+
 def test_acm_batch_mean():
     t = [torch.cat([_feat([3.0, 4.0]), _feat([1.0, 1.0])])]
     s = [torch.cat([_feat([1.0, 0.0]), _feat([2.0, 2.0])])]

@@ -1,0 +1,48 @@
+"""Smoke tier: the cpu plan's variants build valid trainer configs (no training)."""
+from __future__ import annotations
+
+import pytest
+
+from mixacm.config import ConfigError, load_config
+from mixacm.train import check_names
+from verification.plans import cpu_plan
+
+pytestmark = pytest.mark.smoke
+
+
+def _configs(plan):
+    out = {}
+    for r in plan.runs:
+        over = {**plan.base, **r.overrides, "seed": 0, "data_root": plan.data_root}
+        if r.teacher:
+            over["teacher"] = "runs/teacher/seed0/last.pt"
+        cfg = load_config(None, over)
+        check_names(cfg)
+        out[r.key] = cfg
+    return out
+
+
+def test_alpha_at_reference_widths_reaches_every_channel_mean_acm_run_and_no_other():
+    plan = cpu_plan("/data/cifar10-jpeg", alpha_acm_reference="wrn-34-10", extra=True)
+    cfgs = _configs(plan)
+    with_ref = {k for k, c in cfgs.items() if c.alpha_acm_reference == "wrn-34-10"}
+    assert {"mixacm", "wo_kd", "wo_mixup", "only_acm", "blocks_2", "teacher_avgpool", "only_acm_a500",
+            "mixacm_a500", "mixacm_post"} <= with_ref
+    assert not with_ref & {"teacher", "natural", "only_kd", "pgd_at", "direct_l2", "mixacm_sum"}
+    assert plan.name == "cpu-cifar10-alpha-at-wrn-34-10" and "wrn-34-10 block widths" in plan.scale
+    literal = _configs(cpu_plan("/data/cifar10-jpeg", extra=False))
+    assert all(c.alpha_acm_reference is None for c in literal.values())
+
+
+def test_only_keeps_the_named_runs_their_teacher_and_their_cells():
+    plan = cpu_plan("/data/cifar10-jpeg", only=("mixacm", "only_kd"), autoattack_n=0)
+    assert [r.key for r in plan.runs] == ["teacher", "mixacm", "only_kd"]
+    assert {c.run for c in plan.cells} <= {"teacher", "mixacm", "only_kd"} and plan.cells
+    assert plan.acm_profiles == {} and plan.autoattack_runs == ()
+    with pytest.raises(ValueError, match="unknown runs \\['mixacm_typo'\\]"):
+        cpu_plan("/data/cifar10-jpeg", only=("mixacm_typo",))
+
+
+def test_reference_with_sum_reduction_is_refused():
+    with pytest.raises(ConfigError, match="acm_reduction='mean'"):
+        load_config(None, {"method": "mixacm", "acm_reduction": "sum", "alpha_acm_reference": "wrn-34-10"})
