@@ -23,6 +23,19 @@ def _strip_masks(obj):
     return obj
 
 
+def _copy_portable(path: Path, to: Path, base: Path) -> None:
+    """A run file with every path of this machine named relative to the results dir or through ${MIXACM_*} (run dirs
+    keep absolute paths because resuming needs them; a record is read elsewhere)."""
+    from mixacm.paths import portable
+    if path.suffix == ".json":
+        to.write_text(json.dumps(portable(json.loads(path.read_text()), base), indent=1))
+    elif path.suffix == ".jsonl":
+        lines = [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()]
+        to.write_text("".join(json.dumps(portable(x, base)) + "\n" for x in lines))
+    else:
+        shutil.copy2(path, to)
+
+
 def record(src: Path, dest: Path, plan_kwargs: dict | None = None, theory: Path | None = None) -> Path:
     if not (src / "results.json").is_file():
         raise FileNotFoundError(f"{src}/results.json missing: run the plan first")
@@ -35,7 +48,7 @@ def record(src: Path, dest: Path, plan_kwargs: dict | None = None, theory: Path 
         out.mkdir(parents=True, exist_ok=True)
         for f in RUN_FILES:
             if (run_dir / f).is_file():
-                shutil.copy2(run_dir / f, out / f)
+                _copy_portable(run_dir / f, out / f, src)
     for ev in sorted((src / "evals").glob("*.json")):
         (dest / "evals").mkdir(exist_ok=True)
         (dest / "evals" / ev.name).write_text(json.dumps(_strip_masks(json.loads(ev.read_text())), indent=1))

@@ -114,6 +114,11 @@ def test_record_keeps_each_runs_files_and_the_report_draws_their_training_curves
     assert "runs/mixacm/seed1/metrics.jsonl" in copied and "runs/teacher/seed0/meta.json" in copied, copied
     assert not any(p.endswith(".pt") for p in copied)  # no checkpoints in a record
     assert {p.rsplit("/", 1)[1] for p in copied} == set(RUN_FILES)
+    for rel in copied:  # run dirs keep this machine's paths (resume needs them); the record names none
+        text = (dest / rel).read_text()
+        assert str(out) not in text and str(out.resolve()) not in text, rel
+    summary = json.loads((dest / "runs" / "mixacm" / "seed0" / "summary.json").read_text())
+    assert summary["config"]["teacher"] == "runs/teacher/seed0/last.pt", summary["config"]["teacher"]
     html = (dest / "report.html").read_text()
     fig = html.split('id="fig-training"', 1)[1].split("</figure>", 1)[0]
     assert "<svg" in fig and "not recorded" not in fig
