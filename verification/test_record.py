@@ -21,3 +21,21 @@ def test_claims_markdown_shows_both_sides_and_verdicts():
     md = claims_markdown(claims).splitlines()
     assert md[0].startswith("| claim |") and len(md) == 3
     assert "**reproduced**" in md[2] and "3.00 ± 0.50 vs 1.00" in md[2] and "48.38 vs 0.21" in md[2]
+
+
+def test_every_recorded_set_follows_the_schema_and_names_no_machine_path():
+    """Each directory under reports/recorded/ (the literal cpu run, the width-equivalent one, ...) is read by others:
+    valid results and claims, and no absolute path of the machine that made it."""
+    import re
+    from pathlib import Path
+
+    from verification import schema
+    root = Path(__file__).resolve().parents[1] / "reports" / "recorded"
+    sets = sorted(d for d in root.iterdir() if (d / "results.json").is_file())
+    assert sets, f"no recorded set under {root}"
+    for d in sets:
+        schema.validate_results(json.loads((d / "results.json").read_text()))
+        schema.validate_claims(json.loads((d / "claims.json").read_text()))
+        for f in [d / "results.json", d / "claims.json", *d.glob("runs/*/seed*/*.json"), *d.glob("evals/*.json")]:
+            hit = re.search(r'"(/(?:work|tmp|home|root|data)/[^"]*)"', f.read_text())
+            assert hit is None, f"{f.relative_to(root)} names {hit.group(1)}"
