@@ -102,6 +102,18 @@ def _dataset(plan: Plan, run: RunSpec) -> str:
     return {**plan.base, **run.overrides}.get("dataset", "digits")
 
 
+def _relocated(obj: Any, old: str, new: str) -> Any:
+    """A stored summary of a results dir that has since moved (copied from another machine, renamed): its paths
+    under the place it was trained in name the same files where they are now."""
+    if isinstance(obj, dict):
+        return {k: _relocated(v, old, new) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_relocated(v, old, new) for v in obj]
+    if isinstance(obj, str) and old != new and (obj == old or obj.startswith(old + os.sep)):
+        return new + obj[len(old):]
+    return obj
+
+
 def _train_one(plan: Plan, run: RunSpec, seed: int, out: Path, teacher_ckpt: str | None) -> dict[str, Any]:
     from mixacm.config import load_config
     from mixacm.train import train
@@ -109,7 +121,9 @@ def _train_one(plan: Plan, run: RunSpec, seed: int, out: Path, teacher_ckpt: str
     run_dir = out / "runs" / run.key / f"seed{seed}"
     done = run_dir / "summary.json"
     if done.is_file():
-        return json.loads(done.read_text())
+        summary = json.loads(done.read_text())
+        trained_in = Path(summary.get("run_dir") or run_dir).parents[2]  # <out>/runs/<key>/seed<k> -> <out>
+        return _relocated(summary, str(trained_in), str(out))
     overrides = {**plan.base, **run.overrides, "seed": seed}
     if plan.data_root is not None:
         overrides["data_root"] = plan.data_root

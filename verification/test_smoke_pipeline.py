@@ -122,3 +122,16 @@ def test_record_keeps_each_runs_files_and_the_report_draws_their_training_curves
     html = (dest / "report.html").read_text()
     fig = html.split('id="fig-training"', 1)[1].split("</figure>", 1)[0]
     assert "<svg" in fig and "not recorded" not in fig
+
+
+def test_a_moved_results_dir_uses_its_own_checkpoints(digits_run, tmp_path):
+    """Results copied to another place (another machine, a renamed dir) resume and aggregate from where they are:
+    stored summaries name checkpoints of the place they were trained in, which may no longer exist."""
+    import shutil
+    out, _ = digits_run
+    moved = tmp_path / "moved"
+    shutil.copytree(out, moved)
+    results = run_plan(digits_plan(epochs=2, seeds=(0, 1), extra=False), moved, only_finished=True)
+    text = (moved / "results.json").read_text()
+    assert str(out) not in text and str(out.resolve()) not in text
+    assert results["results"]
