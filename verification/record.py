@@ -23,15 +23,23 @@ def _strip_masks(obj):
     return obj
 
 
-def _copy_portable(path: Path, to: Path, base: Path) -> None:
+def _copy_portable(path: Path, to: Path, base: Path, trained_in: Path | None = None) -> None:
     """A run file with every path of this machine named relative to the results dir or through ${MIXACM_*} (run dirs
-    keep absolute paths because resuming needs them; a record is read elsewhere)."""
+    keep absolute paths because resuming needs them; a record is read elsewhere). ``trained_in``: the results dir
+    the run was trained in, when it has since been moved or copied into ``base``."""
     from mixacm.paths import portable
+
+    from .experiments import _relocated
+
+    def clean(obj):
+        if trained_in is not None:
+            obj = _relocated(obj, str(trained_in), str(base))
+        return portable(obj, base)
     if path.suffix == ".json":
-        to.write_text(json.dumps(portable(json.loads(path.read_text()), base), indent=1))
+        to.write_text(json.dumps(clean(json.loads(path.read_text())), indent=1))
     elif path.suffix == ".jsonl":
         lines = [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()]
-        to.write_text("".join(json.dumps(portable(x, base)) + "\n" for x in lines))
+        to.write_text("".join(json.dumps(clean(x)) + "\n" for x in lines))
     else:
         shutil.copy2(path, to)
 
@@ -46,9 +54,12 @@ def record(src: Path, dest: Path, plan_kwargs: dict | None = None, theory: Path 
     for run_dir in sorted((src / "runs").glob("*/seed*")):
         out = dest / "runs" / run_dir.parent.name / run_dir.name
         out.mkdir(parents=True, exist_ok=True)
+        trained_in = None  # a run copied in from another results dir names that dir: name this one instead
+        if (run_dir / "summary.json").is_file():
+            trained_in = json.loads((run_dir / "summary.json").read_text()).get("run_dir")
         for f in RUN_FILES:
             if (run_dir / f).is_file():
-                _copy_portable(run_dir / f, out / f, src)
+                _copy_portable(run_dir / f, out / f, src, Path(trained_in).parents[2] if trained_in else None)
     for ev in sorted((src / "evals").glob("*.json")):
         (dest / "evals").mkdir(exist_ok=True)
         (dest / "evals" / ev.name).write_text(json.dumps(_strip_masks(json.loads(ev.read_text())), indent=1))

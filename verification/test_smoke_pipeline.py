@@ -135,3 +135,7 @@ def test_a_moved_results_dir_uses_its_own_checkpoints(digits_run, tmp_path):
     text = (moved / "results.json").read_text()
     assert str(out) not in text and str(out.resolve()) not in text
     assert results["results"]
+    from verification.record import main as record_main
+    assert record_main(["--from", str(moved), "--to", str(tmp_path / "rec"), "--plan-json", "{}"]) == 0
+    for f in (tmp_path / "rec").rglob("*.json"):  # the run files too: they still name where they were trained
+        assert str(out) not in f.read_text(), f
