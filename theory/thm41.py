@@ -233,8 +233,7 @@ def _dist_lp(W, c, X, A, eps, B, C):
 
 def _dist_objective(V, cg, W, c, X, A, eps) -> tuple[float, float]:
     """(1/n) sum_i max_k (|r_k^T x_i + e_k| + eps ||r_k||_1), r = W - V A, e = c - c_g: value and error bound."""
-    r, e = W - V @ A, c - cg
-    val = float(np.mean(np.max(np.abs(X @ r.T + e) + eps * np.abs(r).sum(1), axis=1)))
+    val = float(np.mean(_pieces(np.r_[V.ravel(), cg], W, c, X, A, eps).max(1)))  # max of +-a + S = |a| + S
     mag_r = np.abs(W) + np.abs(V) @ np.abs(A)
     mag = np.max(np.abs(X) @ mag_r.T + np.abs(c) + np.abs(cg) + eps * mag_r.sum(1), axis=1)
     return val, _gam(A.shape[0] + X.shape[1] + 6) * float(mag.mean()) + _gam(len(X)) * val

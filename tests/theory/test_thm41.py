@@ -67,13 +67,19 @@ def test_distillation_lp_is_below_any_fixed_g():
         assert lp <= val + 1e-9
 
 
-def test_distillation_bounds_bracket_the_full_lp_and_any_feasible_g():
-    """The active-set solve (used at n = 16384) against the full interior-point LP, and its certified bracket."""
-    reg = replace(thm41.REGIME, n=4096)
-    rng = np.random.default_rng(3)
+def _fitted(n: int, seed: int):
+    """One training set of the default regime at size n and its fitted student (as one_run draws them)."""
+    reg = replace(thm41.REGIME, n=n)
+    rng = np.random.default_rng(seed)
     mus, A = thm41.setting(reg, rng)
     X, y = thm41._sample(reg.n, mus, rng)
     W, c = thm41._fit_logreg(X, y)
+    return reg, rng, A, X, W, c
+
+
+def test_distillation_bounds_bracket_the_full_lp_and_any_feasible_g():
+    """The active-set solve (used at n = 16384) against the full interior-point LP, and its certified bracket."""
+    reg, rng, A, X, W, c = _fitted(4096, 3)
     b = thm41.dist_loss_bounds(W, c, X, A, reg.eps, reg.B, reg.C)
     full = dist_loss_inf(W, c, X, A, reg.eps, reg.B, reg.C)
     assert b["solver"] == "active set"
@@ -88,11 +94,7 @@ def test_distillation_bounds_bracket_the_full_lp_and_any_feasible_g():
 def test_distillation_lower_bound_is_weak_duality_not_the_solver(monkeypatch):
     """With the multipliers thrown away the certified lower bound falls to the trivial 0: it is computed, not copied
     from the solver's objective."""
-    reg = replace(thm41.REGIME, n=600)
-    rng = np.random.default_rng(4)
-    mus, A = thm41.setting(reg, rng)
-    X, y = thm41._sample(reg.n, mus, rng)
-    W, c = thm41._fit_logreg(X, y)
+    reg, rng, A, X, W, c = _fitted(600, 4)
     res = thm41._full_lp(W, c, X, A, reg.eps, reg.B, reg.C)
     exact = float(res.fun)
     b = thm41.dist_loss_bounds(W, c, X, A, reg.eps, reg.B, reg.C)
