@@ -41,6 +41,7 @@ the sorted, normalised ACM profile to the teacher's, computed by ``mixacm.acm_an
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
@@ -360,12 +361,18 @@ def teacher_maxpool(v):
     return conds
 
 
-TINY = ["WRN-28-10 -> WRN-28-1", "WRN-28-10 -> WRN-22-1", "WRN-28-10 -> WRN-16-1", "WRN-28-10 -> WRN-10-1"]
+def student_width(row: str) -> int:
+    """The student's widening factor of a Table 10 row "WRN-<d>-<k> -> WRN-<d>-<k>" (any teacher: the paper's
+    WRN-28-10 or a smaller tier's)."""
+    m = re.fullmatch(r"WRN-\d+-\d+ -> WRN-\d+-(\d+)", row)
+    if m is None:
+        raise ValueError(f"not a Table 10 row (WRN-d-k -> WRN-d-k): {row!r}")
+    return int(m.group(1))
 
 
 def tiny_fail(v):
     conds = []
-    for r in TINY:
+    for r in sorted({r for r, _, _, _ in v.rows("table10") if student_width(r) == 1}):
         try:
             conds.append(_flip(_c(v, ("table10", r, "Ours / Rob."), ("table10", r, "PGD7-AT / Rob."), scale=0.25,
                                   text=f"{r}: rob(ours) < 0.25 x rob(PGD7-AT)")))

@@ -7,6 +7,7 @@ says so in ``Plan.scale`` (copied into every record). Cells reuse the paper's (t
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -157,7 +158,7 @@ def cifar_slice_plan(data_root: str | Path, fraction: float = 0.01, epochs: int 
 def cpu_plan(data_root: str | Path, *, fraction: float = 0.2, epochs: int = 3, teacher_fraction: float = 0.3,
              teacher_epochs: int = 4, seeds: tuple[int, ...] = (0, 1), extra: bool = True, autoattack_n: int = 500,
              eval_n: int = 500, autoattack_seeds: int = 1, alpha_acm_reference: str | None = None,
-             only: tuple[str, ...] | None = None) -> Plan:
+             table10: tuple[str, ...] = (), only: tuple[str, ...] | None = None) -> Plan:
     """The CPU-scale reproduction on real CIFAR-10 (JPEG copy), sized for 2 cores.
 
     Teacher: Fast-AT (FGSM + random start, Wong et al. 2020) WRN-16-2, chosen over PGD-7 AT because it is ~4x
@@ -172,7 +173,11 @@ def cpu_plan(data_root: str | Path, *, fraction: float = 0.2, epochs: int = 3, t
 
     ``alpha_acm_reference`` (e.g. "wrn-34-10"): every channel-mean ACM run states alpha_acm at that architecture's
     block widths (``TrainConfig.alpha_acm_reference``), so 5000 weighs WRN-16-1's blocks as it weighs the paper's
-    student's; the alpha sweep is then in paper-equivalent units. ``only``: the named runs (and their teacher)."""
+    student's; the alpha sweep is then in paper-equivalent units. ``table10`` (e.g. ("wrn-10-1",)): Table 10 at this
+    scale -- each named WRN student trained with MixACM (run "mixacm_<arch>") and with PGD-7 AT ("pgd_at_<arch>")
+    against the plan's own teacher, beside the plan's WRN-16-1 pair (runs "mixacm", "pgd_at"); rows
+    "WRN-16-2 -> <student>" with the exact "Size Ratio" (parameter counts) as records computed without training.
+    ``only``: the named runs (and their teacher)."""
     base = {"dataset": "cifar10-jpeg", "data_fraction": fraction, "epochs": epochs, "select_metric": "last",
             "val_fraction": 0.02, "val_n": 200, "progress": False, "teacher_gate_tolerance": 0.15}
     runs = [RunSpec("teacher", {"method": "fast_at", "model": "wrn-16-2", "epochs": teacher_epochs,
@@ -192,6 +197,9 @@ def cpu_plan(data_root: str | Path, *, fraction: float = 0.2, epochs: int = 3, t
     cells = _cells("pgd20", extra, "pgd_at", autoattack=autoattack_n > 0)
     cells += [CellSpec("choices", f"{key}", col, key, metric, {"choice": note}) for key, note in choices
               for col, metric in [("clean", "clean"), ("robust", "pgd20")]]
+    t10_runs, t10_cells, ratios = _table10("wrn-16-2", "teacher", "wrn-16-1", table10)
+    runs += t10_runs
+    cells += t10_cells
     scale = (f"CIFAR-10 JPEG q75; WRN-16-2 Fast-AT teacher ({teacher_fraction:.0%} of train, {teacher_epochs} ep) -> "
              f"WRN-16-1 students ({fraction:.0%} of train, {epochs} ep); eps 8/255; PGD-20 on {eval_n} test images")
     name = "cpu-cifar10"
@@ -207,12 +215,41 @@ def cpu_plan(data_root: str | Path, *, fraction: float = 0.2, epochs: int = 3, t
         keep = set(only) | {r.teacher for r in runs if r.key in only and r.teacher}
         runs = [r for r in runs if r.key in keep]
         cells = [c for c in cells if c.run in keep]
+        ratios = [r for r in ratios if any(c.table == "table10" and c.row == r["row"] for c in cells)]
     profiles = {"teacher": "teacher", "student": "mixacm", "natural": "natural"}
     keys = {r.key for r in runs}
     return Plan(name=name, tier="cpu", base=base, runs=runs, cells=cells, seeds=seeds, eval_n=eval_n, scale=scale,
                 acm_profiles=profiles if set(profiles.values()) <= keys else {}, acm_n=500,
                 data_root=str(data_root), autoattack_runs=tuple(k for k in ("mixacm", "pgd_at") if k in keys)
-                if autoattack_n > 0 else (), autoattack_n=autoattack_n, autoattack_seeds=autoattack_seeds)
+                if autoattack_n > 0 else (), autoattack_n=autoattack_n, autoattack_seeds=autoattack_seeds,
+                extra_records=ratios)
+
+
+def _table10(teacher: str, teacher_key: str, own: str, students: tuple[str, ...]
+             ) -> tuple[list[RunSpec], list[CellSpec], list[dict[str, Any]]]:
+    """Table 10 at a plan's scale: MixACM and PGD-7 AT per student against the plan's teacher (the plan's own student
+    ``own`` reuses its runs "mixacm" / "pgd_at"), and each row's exact size ratio as a record (no training)."""
+    if not students:
+        return [], [], []
+    for s in students:
+        if not re.fullmatch(r"wrn-\d+-\d+", s):
+            raise ValueError(f"table10: {s!r} is not a WRN (wrn-<depth>-<width>)")
+    runs: list[RunSpec] = []
+    cells: list[CellSpec] = []
+    ratios: list[dict[str, Any]] = []
+    for s in dict.fromkeys((own,) + tuple(students)):
+        ours, at = ("mixacm", "pgd_at") if s == own else (f"mixacm_{s}", f"pgd_at_{s}")
+        if s != own:
+            runs += [RunSpec(ours, {"method": "mixacm", "model": s}, teacher_key),
+                     RunSpec(at, {"method": "pgd_at", "model": s})]
+        row = f"{teacher.upper()} -> {s.upper()}"
+        cells += [CellSpec("table10", row, f"{who} / {col}", key, metric)
+                  for who, key in (("Ours", ours), ("PGD7-AT", at)) for col, metric in (("Acc.", "clean"),
+                                                                                        ("Rob.", "pgd20"))]
+        ratios.append(schema.make_record("table10", row, "Size Ratio", {"teacher": teacher, "student": s},
+                                         [param_ratio({"student": s, "teacher": teacher})], [0],
+                                         {"kind": "param_ratio"}))
+    return runs, cells, ratios
 
 
 def _channel_mean_acm(over: dict[str, Any]) -> bool:

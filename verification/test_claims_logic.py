@@ -225,3 +225,28 @@ def test_table9_with_only_the_default_transform_is_inconclusive_not_a_crash():
     tm = [c for c in out.values() if "table9" in c["source"].lower() or "Table 9" in c["source"]]
     assert tm and all(c["verdict"] == "inconclusive" for c in tm), tm
     assert any("no other transform" in (c["reason"] or "") for c in tm), [c["reason"] for c in tm]
+
+
+def _t10(row, ratio, ours, at):
+    return [rec("table10", row, "Size Ratio", [ratio]), rec("table10", row, "Ours / Rob.", ours),
+            rec("table10", row, "PGD7-AT / Rob.", at)]
+
+
+def test_table10_claims_decide_rows_of_any_teacher_by_student_width_and_size_ratio():
+    """The CPU tier's Table 10 rows name its own teacher (WRN-16-2): width-1 students are found by the student's
+    widening factor, not by the paper's row names, and the size-ratio claim takes every row with a ratio >= 10 %."""
+    records = _t10("WRN-16-2 -> WRN-10-1", 11.2, [2.0, 2.5, 3.0], [30.0, 31.0, 29.5]) \
+        + _t10("WRN-16-2 -> WRN-16-4", 398.0, [30.0, 31.0, 30.5], [31.0, 30.0, 30.5])
+    tiny, comp = by_id(records, "very_small_students_fail"), by_id(records, "compression_10x_works")
+    assert tiny["verdict"] == "reproduced", tiny
+    assert [n["condition"] for n in tiny["numbers"]] == ["WRN-16-2 -> WRN-10-1: rob(ours) < 0.25 x rob(PGD7-AT)"]
+    assert comp["verdict"] == "not reproduced", comp  # the width-1 student is also >= 10 % of this teacher
+    assert {n["status"] for n in comp["numbers"]} == {"holds", "fails"}
+
+
+def test_table10_width_one_read_from_the_student_not_a_substring():
+    """WRN-16-10 is not a width-1 student; WRN-10-1 is."""
+    assert claims.student_width("WRN-28-10 -> WRN-16-10") == 10
+    assert claims.student_width("WRN-16-2 -> WRN-10-1") == 1
+    with pytest.raises(ValueError, match="Table 10 row"):
+        claims.student_width("WRN-16-2 to WRN-10-1")

@@ -46,3 +46,27 @@ def test_only_keeps_the_named_runs_their_teacher_and_their_cells():
 def test_reference_with_sum_reduction_is_refused():
     with pytest.raises(ConfigError, match="acm_reduction='mean'"):
         load_config(None, {"method": "mixacm", "acm_reduction": "sum", "alpha_acm_reference": "wrn-34-10"})
+
+
+def test_table10_students_train_against_the_plans_teacher_with_exact_size_ratios():
+    plan = cpu_plan("/data/cifar10-jpeg", alpha_acm_reference="wrn-34-10", autoattack_n=0, table10=("wrn-10-1",),
+                    only=("mixacm", "pgd_at", "mixacm_wrn-10-1", "pgd_at_wrn-10-1"))
+    cfgs = _configs(plan)
+    assert cfgs["mixacm_wrn-10-1"].model == "wrn-10-1" and cfgs["pgd_at_wrn-10-1"].model == "wrn-10-1"
+    assert cfgs["mixacm_wrn-10-1"].alpha_acm_reference == "wrn-34-10" and cfgs["pgd_at_wrn-10-1"].method == "pgd_at"
+    t10 = {(c.row, c.column): c.run for c in plan.cells if c.table == "table10"}
+    assert t10 == {("WRN-16-2 -> WRN-10-1", "Ours / Acc."): "mixacm_wrn-10-1",
+                   ("WRN-16-2 -> WRN-10-1", "Ours / Rob."): "mixacm_wrn-10-1",
+                   ("WRN-16-2 -> WRN-10-1", "PGD7-AT / Acc."): "pgd_at_wrn-10-1",
+                   ("WRN-16-2 -> WRN-10-1", "PGD7-AT / Rob."): "pgd_at_wrn-10-1",
+                   ("WRN-16-2 -> WRN-16-1", "Ours / Acc."): "mixacm", ("WRN-16-2 -> WRN-16-1", "Ours / Rob."): "mixacm",
+                   ("WRN-16-2 -> WRN-16-1", "PGD7-AT / Acc."): "pgd_at",
+                   ("WRN-16-2 -> WRN-16-1", "PGD7-AT / Rob."): "pgd_at"}
+    ratios = {r["row"]: r["value"] for r in plan.extra_records if r["column"] == "Size Ratio"}
+    from verification.plans import param_ratio
+    assert ratios == {"WRN-16-2 -> WRN-10-1": param_ratio({"student": "wrn-10-1", "teacher": "wrn-16-2"}),
+                      "WRN-16-2 -> WRN-16-1": param_ratio({"student": "wrn-16-1", "teacher": "wrn-16-2"})}
+    assert 10 < ratios["WRN-16-2 -> WRN-10-1"] < ratios["WRN-16-2 -> WRN-16-1"] < 100
+    assert not any(c.table == "table10" for c in cpu_plan("/data/cifar10-jpeg").cells)  # opt-in
+    with pytest.raises(ValueError, match="table10: 'resnet18' is not a WRN"):
+        cpu_plan("/data/cifar10-jpeg", table10=("resnet18",))
