@@ -39,3 +39,25 @@ def test_every_recorded_set_follows_the_schema_and_names_no_machine_path():
         for f in [d / "results.json", d / "claims.json", *d.glob("runs/*/seed*/*.json"), *d.glob("evals/*.json")]:
             hit = re.search(r'"(/(?:work|tmp|home|root|data)/[^"]*)"', f.read_text())
             assert hit is None, f"{f.relative_to(root)} names {hit.group(1)}"
+
+
+def test_a_records_run_files_are_not_ignored_by_git(tmp_path):
+    """Per-run provenance (config, meta, summary, metrics) of a record must reach the repository: a `runs/` rule
+    meant for results dirs must not swallow reports/recorded/<set>/runs/."""
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    import pytest
+
+    repo = Path(__file__).resolve().parents[1]
+    if shutil.which("git") is None or not (repo / ".git").exists():
+        pytest.skip("not a git checkout")
+    probes = [f"reports/recorded/any-set/runs/mixacm/seed0/{f}" for f in ("config.json", "meta.json", "summary.json",
+                                                                          "metrics.jsonl")]
+    out = subprocess.run(["git", "check-ignore", "--no-index", *probes], cwd=repo, capture_output=True, text=True)
+    assert out.stdout.strip() == "", f"git ignores recorded run files: {out.stdout.split()}"
+    # while a results dir's runs (checkpoints) stay out of the repository
+    out = subprocess.run(["git", "check-ignore", "--no-index", "runs/x/seed0/last.pt",
+                          "reports/out/cpu/runs/x/seed0/last.pt"], cwd=repo, capture_output=True, text=True)
+    assert len(out.stdout.split()) == 2, out.stdout
