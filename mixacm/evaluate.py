@@ -28,6 +28,7 @@ from torch import Tensor, nn
 
 from mixacm import selfcheck
 from mixacm.gitinfo import git_commit
+from mixacm.machine import describe
 from mixacm.attacks import ATTACKS, AttackSpec, parse_attack, parse_eps, run_white_box
 
 SCHEMA = "mixacm.evaluate/1"
@@ -388,9 +389,7 @@ def main(argv: list[str] | None = None) -> int:
     res["checkpoint"] = {"path": str(args.checkpoint), "file": str(ckpt_file), "sha256": ckpt_sha}
     res["data"] = {"name": args.data, "root": args.data_root, "split": "test", "n_total": len(y)}
     res["git_commit"] = git_commit()["commit"]
-    res["machine"] = {"platform": platform.platform(), "processor": platform.processor(),
-                      "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-                      "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+    res["machine"] = {**describe(), "torch_threads": torch.get_num_threads()}
     res["argv"] = list(argv) if argv is not None else sys.argv[1:]
     res = portable(res, Path(args.out).parent if args.out else None)  # no directory of this machine in the record
     print("\n".join(summary_lines(res)))

@@ -25,9 +25,7 @@ import contextlib
 import json
 import math
 import os
-import platform
 import random
-import socket
 import sys
 import time
 from pathlib import Path
@@ -51,12 +49,9 @@ class DivergenceError(RuntimeError):
 
 # ----------------------------------------------------------------------------------------------- environment
 def _machine() -> dict[str, Any]:
-    info: dict[str, Any] = {"host": socket.gethostname(), "platform": platform.platform(),
-                            "python": sys.version.split()[0], "torch": torch.__version__, "cpus": os.cpu_count(),
-                            "torch_threads": torch.get_num_threads(), "cuda": torch.cuda.is_available()}
-    if torch.cuda.is_available():
-        info["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
-    return info
+    from .machine import describe
+
+    return {**describe(), "torch_threads": torch.get_num_threads()}
 
 
 RANK0_WAIT_HOURS = 24  # how long the other ranks wait for rank 0 to fetch/train the teacher

@@ -173,10 +173,10 @@ def make_record(table: str, row: str, column: str, setting: dict[str, Any], runs
 
 def provenance(tier: str, started: str, wall_time_s: float) -> dict[str, Any]:
     """Provenance of this process: git commit (or 'unknown'), machine, python and torch versions."""
-    import platform
     import sys
 
     from mixacm.gitinfo import git_commit
+    from mixacm.machine import describe, summary_line
 
     git = git_commit()
     commit = git["commit"] + ("+dirty" if git["dirty"] else "")
@@ -186,6 +186,6 @@ def provenance(tier: str, started: str, wall_time_s: float) -> dict[str, Any]:
         torch_version = torch.__version__
     except ImportError:
         torch_version = None
-    machine = f"{platform.node()} {platform.machine()} {platform.processor() or ''} cpus={__import__('os').cpu_count()}"
-    return {"commit": commit, "machine": machine.strip(), "python": sys.version.split()[0], "torch": torch_version,
+    machine = summary_line(describe())
+    return {"commit": commit, "machine": machine, "python": sys.version.split()[0], "torch": torch_version,
             "started": started, "wall_time_s": float(wall_time_s), "tier": tier}

@@ -15,3 +15,26 @@ def test_commit_of_this_checkout_from_another_directory(tmp_path, monkeypatch):
     want = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
     assert re.fullmatch(r"[0-9a-f]{40}", got["commit"]) and got["commit"] == want, got
     assert isinstance(got["dirty"], bool)
+
+
+def test_machine_names_the_cpu_model_in_every_provenance(tmp_path, monkeypatch):
+    """Bit-exact reruns hold on one CPU type, not across types: each record names the processor (Linux' /proc/cpuinfo
+    "model name"; platform.processor() is often empty), in run meta, evaluation results and plan provenance alike."""
+    from mixacm import machine
+
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 7B13\nflags\t\t: fpu\n")
+    monkeypatch.setattr(machine, "CPUINFO", info)
+    machine.describe.cache_clear()
+    d = machine.describe()
+    assert d["cpu_model"] == "AMD EPYC 7B13" and d["cpus"] >= 1 and "torch" in d and "host" in d
+    assert "AMD EPYC 7B13" in machine.summary_line(d) and "cpus=" in machine.summary_line(d)
+
+    from mixacm import train
+    from verification import schema
+    assert train._machine()["cpu_model"] == "AMD EPYC 7B13"
+    assert "AMD EPYC 7B13" in schema.provenance("cpu", "now", 0.0)["machine"]
+    monkeypatch.setattr(machine, "CPUINFO", tmp_path / "absent")
+    machine.describe.cache_clear()
+    assert machine.describe()["cpu_model"] is None or isinstance(machine.describe()["cpu_model"], str)
+    machine.describe.cache_clear()
