@@ -52,11 +52,13 @@ def record(src: Path, dest: Path, plan_kwargs: dict | None = None, theory: Path 
         if (src / name).is_file():
             shutil.copy2(src / name, dest / name)
     for run_dir in sorted((src / "runs").glob("*/seed*")):
+        if not (run_dir / "summary.json").is_file():  # stopped mid-training: not a result
+            print(f"left out unfinished run {run_dir.parent.name}/{run_dir.name}")
+            continue
         out = dest / "runs" / run_dir.parent.name / run_dir.name
         out.mkdir(parents=True, exist_ok=True)
-        trained_in = None  # a run copied in from another results dir names that dir: name this one instead
-        if (run_dir / "summary.json").is_file():
-            trained_in = json.loads((run_dir / "summary.json").read_text()).get("run_dir")
+        # a run copied in from another results dir names that dir: name this one instead
+        trained_in = json.loads((run_dir / "summary.json").read_text()).get("run_dir")
         for f in RUN_FILES:
             if (run_dir / f).is_file():
                 _copy_portable(run_dir / f, out / f, src, Path(trained_in).parents[2] if trained_in else None)

@@ -139,3 +139,21 @@ def test_a_moved_results_dir_uses_its_own_checkpoints(digits_run, tmp_path):
     assert record_main(["--from", str(moved), "--to", str(tmp_path / "rec"), "--plan-json", "{}"]) == 0
     for f in (tmp_path / "rec").rglob("*.json"):  # the run files too: they still name where they were trained
         assert str(out) not in f.read_text(), f
+
+
+def test_record_leaves_out_runs_that_never_finished(digits_run, tmp_path, capsys):
+    """A plan stopped mid-run (the session ended) leaves run dirs with a config and a few metric lines but no
+    summary: they are not results, so the record does not carry them; it says which it left out."""
+    import shutil
+    out, _ = digits_run
+    src = tmp_path / "src"
+    shutil.copytree(out, src, ignore=shutil.ignore_patterns("*.pt"))
+    half = src / "runs" / "blocks_9" / "seed2"
+    half.mkdir(parents=True)
+    (half / "config.json").write_text("{}")
+    (half / "metrics.jsonl").write_text('{"epoch": 1}\n')
+    from verification.record import main as record_main
+    assert record_main(["--from", str(src), "--to", str(tmp_path / "rec"), "--plan-json", "{}"]) == 0
+    assert not (tmp_path / "rec" / "runs" / "blocks_9").exists()
+    assert (tmp_path / "rec" / "runs" / "mixacm" / "seed0" / "summary.json").is_file()
+    assert "left out unfinished run blocks_9/seed2" in capsys.readouterr().out
