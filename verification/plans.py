@@ -7,7 +7,6 @@ says so in ``Plan.scale`` (copied into every record). Cells reuse the paper's (t
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import Any
 
@@ -231,8 +230,10 @@ def _table10(teacher: str, teacher_key: str, own: str, students: tuple[str, ...]
     ``own`` reuses its runs "mixacm" / "pgd_at"), and each row's exact size ratio as a record (no training)."""
     if not students:
         return [], [], []
+    from mixacm.models import wrn_depth_width
+
     for s in students:
-        if not re.fullmatch(r"wrn-\d+-\d+", s):
+        if wrn_depth_width(s) is None:
             raise ValueError(f"table10: {s!r} is not a WRN (wrn-<depth>-<width>)")
     runs: list[RunSpec] = []
     cells: list[CellSpec] = []
@@ -273,10 +274,10 @@ def param_ratio(spec: dict[str, Any]) -> float:
     meta device: no weights are allocated)."""
     import torch
 
-    from mixacm.models import build_model, count_parameters
+    from mixacm.models import build_model, count_parameters, wrn_depth_width
 
     def count(arch: str) -> int:
-        d, w = arch.split("-")[1:]
+        d, w = wrn_depth_width(arch)
         with torch.device("meta"):
             return count_parameters(build_model(f"wrn-{d}-{w}"))
     return 100.0 * count(spec["student"]) / count(spec["teacher"])

@@ -173,19 +173,11 @@ def make_record(table: str, row: str, column: str, setting: dict[str, Any], runs
 
 def provenance(tier: str, started: str, wall_time_s: float) -> dict[str, Any]:
     """Provenance of this process: git commit (or 'unknown'), machine, python and torch versions."""
-    import sys
-
     from mixacm.gitinfo import git_commit
     from mixacm.machine import describe, summary_line
 
     git = git_commit()
-    commit = git["commit"] + ("+dirty" if git["dirty"] else "")
-    try:
-        import torch
-
-        torch_version = torch.__version__
-    except ImportError:
-        torch_version = None
-    machine = summary_line(describe())
-    return {"commit": commit, "machine": machine, "python": sys.version.split()[0], "torch": torch_version,
+    machine = describe()
+    return {"commit": git["commit"] + ("+dirty" if git["dirty"] else ""), "machine": summary_line(machine),
+            "python": machine["python"], "torch": machine["torch"],
             "started": started, "wall_time_s": float(wall_time_s), "tier": tier}

@@ -50,6 +50,12 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
 _WRN = re.compile(r"^(gowal-)?wrn-(\d+)-(\d+)(?:-(relu|swish))?$")
 
 
+def wrn_depth_width(name: str) -> tuple[int, int] | None:
+    """(depth, widening factor) of a WRN name ("wrn-16-1", "WRN-28-10", "gowal-wrn-28-10-swish"); None otherwise."""
+    m = _WRN.match(name.strip().lower())
+    return (int(m.group(2)), int(m.group(3))) if m else None
+
+
 def _valid() -> str:
     return "wrn-D-W[-swish], gowal-wrn-D-W[-relu], preact-resnet18, resnet50, smallcnn (e.g. wrn-34-10, wrn-16-1)"
 
@@ -84,5 +90,5 @@ def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
-__all__ = ["MODELS", "build_model", "count_parameters", "feature_channels_of", "FeatureModel", "FEATURE_POINTS", "WideResNet",
+__all__ = ["MODELS", "build_model", "count_parameters", "feature_channels_of", "wrn_depth_width", "FeatureModel", "FEATURE_POINTS", "WideResNet",
            "GowalWideResNet", "PreActResNet18", "ResNet50", "SmallCNN"]
