@@ -61,3 +61,20 @@ def test_a_records_run_files_are_not_ignored_by_git(tmp_path):
     out = subprocess.run(["git", "check-ignore", "--no-index", "runs/x/seed0/last.pt",
                           "reports/out/cpu/runs/x/seed0/last.pt"], cwd=repo, capture_output=True, text=True)
     assert len(out.stdout.split()) == 2, out.stdout
+
+
+def test_every_recorded_sets_claims_are_what_todays_rule_computes_from_its_results():
+    """A recorded claims.json is derived data: recomputing it from the set's results.json with today's claims code
+    gives the same claims, so a change to the rule (or to the paper's rows) cannot leave a stale verdict on record.
+    After changing verification/claims.py: python -m verification.claims --results DIR --out DIR/claims.json."""
+    from pathlib import Path
+
+    from verification.claims import evaluate_claims
+    root = Path(__file__).resolve().parents[1] / "reports" / "recorded"
+    stale = set()
+    for d in sorted(d for d in root.iterdir() if (d / "results.json").is_file()):
+        fresh = json.loads(json.dumps(evaluate_claims(json.loads((d / "results.json").read_text())["results"])))
+        recorded = json.loads((d / "claims.json").read_text())
+        for c in [c for c in fresh if c not in recorded] + [c for c in recorded if c not in fresh]:
+            stale.add(f"{d.name}: {c['id']}")
+    assert not stale, f"recorded claims differ from a recomputation (rerun python -m verification.claims): {sorted(stale)}"
