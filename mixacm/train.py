@@ -9,7 +9,7 @@ data/mixup/attack generator) and epoch, so that on CPU the final weights equal a
 
 Batches come from mixacm.batches: CIFAR-size sets stay on the device as tensors (slices of a seeded permutation,
 augmented on the fly); ImageNet and large ImageFolder trees stream through a DataLoader (workers, pinned memory,
-DistributedSampler shards). CUDA when present (bf16 autocast, channels_last), CPU otherwise.
+DistributedSampler shards). CUDA when present (bf16 autocast), CPU otherwise; channels_last on both.
 
 DDP through torchrun when WORLD_SIZE > 1: ``batch_size`` is the GLOBAL batch (each rank takes batch_size/world of
 it, so a run has the same optimiser steps per epoch as one process with that batch); one DDP wrapper holds the
@@ -500,7 +500,7 @@ def _train(cfg: TrainConfig, run_dir: Path, *, resume: bool, recorded_meta: dict
     distill = _distill_modules(cfg, teacher, student).to(device)
     if cfg.sync_bn and world > 1:
         student = nn.SyncBatchNorm.convert_sync_batchnorm(student)
-    channels_last = cuda and cfg.channels_last
+    channels_last = cfg.channels_last  # NHWC pays on CPU too (verification/benchmarks/test_bench_cpu_layout.py)
     if channels_last:
         student = student.to(memory_format=torch.channels_last)
         if teacher is not None:
@@ -568,7 +568,7 @@ def _train(cfg: TrainConfig, run_dir: Path, *, resume: bool, recorded_meta: dict
         run_dir.mkdir(parents=True, exist_ok=True)
         _write_json(run_dir / "config.json", to_dict(cfg))
         session = {"git": git_commit(), "machine": _machine(), "device": str(device), "world_size": world,
-                   "started": time.time()}
+                   "memory_format": "channels_last" if channels_last else "contiguous", "started": time.time()}
         meta_now = {"seed": cfg.seed, **session, "teacher": tinfo, "n_train": data["n_train"], "n_val": data["n_val"],
                     "batch_size_global": cfg.batch_size, "batch_size_per_rank": local_batch,
                     "steps_per_epoch": steps_per_epoch}
@@ -700,6 +700,7 @@ def _train(cfg: TrainConfig, run_dir: Path, *, resume: bool, recorded_meta: dict
         "batch_size_per_rank": local_batch, "global_step": global_step,
         "num_params": sum(p.numel() for p in student.parameters()),
         "teacher": tinfo or None, "device": str(device), "world_size": world,
+        "memory_format": "channels_last" if channels_last else "contiguous",
         "train_time_s": train_time, "step_time_s": train_time / max(1, cfg.epochs * steps_per_epoch),
         "wall_time_s": time.time() - t_start, "metrics": str(run_dir / "metrics.jsonl"), "config": to_dict(cfg),
     }

@@ -22,18 +22,27 @@ from mixacm.teachers import FrozenTeacher
 ARCH, BATCH, SIDE = "wrn-16-1", 32, 32  # same student for every method; teacher = same architecture (Table 4 row)
 
 
-def _setup(method: str, overrides: dict | None = None):
+def _setup(method: str, overrides: dict | None = None, *, arch: str = ARCH, teacher_arch: str = ARCH,
+           batch: int = BATCH, channels_last: bool = False, compile: bool = False):
+    """One training step of ``method`` as the trainer builds it; ``channels_last`` / ``compile``: its speed flags."""
     torch.set_num_threads(1)
     torch.manual_seed(0)
     # paper defaults: eps 8/255, PGD-7 step 2/255; the compared methods with their own settings (overrides)
-    cfg = load_config(None, {"method": method, "model": ARCH, **(overrides or {})})
-    student = build_model(ARCH, num_classes=10)
-    teacher = FrozenTeacher(build_model(ARCH, num_classes=10))
+    cfg = load_config(None, {"method": method, "model": arch, **(overrides or {})})
+    student = build_model(arch, num_classes=10)
+    teacher = FrozenTeacher(build_model(teacher_arch, num_classes=10))
+    if channels_last:
+        student, teacher = student.to(memory_format=torch.channels_last), teacher.to(memory_format=torch.channels_last)
+    wrapped = WithFeatures(student, cfg=cfg)
+    if compile:
+        wrapped = torch.compile(wrapped)
     opt = torch.optim.SGD(student.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4)
-    ctx = StepContext(cfg=cfg, student=WithFeatures(student), student_module=student, teacher=teacher,
-                      generator=torch.Generator().manual_seed(0))
+    ctx = StepContext(cfg=cfg, student=wrapped, student_module=student, teacher=teacher,
+                      generator=torch.Generator().manual_seed(0), feature_term_in_forward=True)
     g = torch.Generator().manual_seed(1)
-    x, y = torch.rand(BATCH, 3, SIDE, SIDE, generator=g), torch.randint(0, 10, (BATCH,), generator=g)
+    x, y = torch.rand(batch, 3, SIDE, SIDE, generator=g), torch.randint(0, 10, (batch,), generator=g)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
     student.train()
 
     def step():
@@ -131,3 +140,51 @@ def test_compared_methods_step_cost(record_property):
     for k in COMPARED:
         if k != "mixacm":
             assert ratios[k] >= 2.0, f"{COMPARED[k]}: {ratios[k]:.2f} x natural; an adversarial method costs more"
+
+
+def test_cpu_speed_flags_the_trainer_uses_are_what_pays(record_property, tmp_path, monkeypatch):
+    """channels_last and torch.compile on CPU, alone and together, for the cpu plan's costliest steps (WRN-16-1
+    students of a WRN-16-2 teacher, batch 128): the trainer's defaults cost at most 5 % more than the fastest choice
+    over one cpu-plan run, compile time included (what "use what pays" means for a run of a few hundred steps).
+    Compiles start from an empty inductor cache, as a run's first compile does on a new machine."""
+    from mixacm.config import TrainConfig
+    from verification.plans import cpu_plan
+
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor"))
+    torch._dynamo.reset()
+
+    base = cpu_plan(".", only=("mixacm",)).base
+    steps = int(50_000 * (1 - base["val_fraction"]) * base["data_fraction"]) // 128 * base["epochs"]
+    flags = [(cl, comp) for cl in (False, True) for comp in (False, True)]
+    costs: dict[tuple[str, bool, bool], float] = {}
+    lines = []
+    for method in ("mixacm", "pgd_at"):
+        fns, first = {}, {}
+        for cl, comp in flags:
+            fns[cl, comp] = _setup(method, arch="wrn-16-1", teacher_arch="wrn-16-2", batch=128, channels_last=cl,
+                                   compile=comp)[0]
+            t0 = time.perf_counter()
+            fns[cl, comp]()  # compile happens here
+            first[cl, comp] = time.perf_counter() - t0
+        times = {k: [] for k in fns}
+        for _ in range(5):  # interleaved: drifting load hits every variant alike
+            for k, f in fns.items():
+                t0 = time.perf_counter()
+                f()
+                times[k].append(time.perf_counter() - t0)
+        for k in flags:
+            step = min(times[k])
+            costs[(method, *k)] = first[k] + (steps - 1) * step
+            speedup = min(times[(False, False)]) / step
+            lines.append(f"{method:<7} channels_last={k[0]!s:<5} compile={k[1]!s:<5} {step:.3f} s/step "
+                         f"({speedup:.2f}x), first step {first[k]:.1f} s, run of {steps} steps {costs[(method, *k)]:.0f} s")
+            record_property(f"{method}_cl{int(k[0])}_compile{int(k[1])}_speedup", speedup)
+    print("\nCPU speed flags (1 thread):\n" + "\n".join(lines))
+    default = (TrainConfig.channels_last, TrainConfig.compile)
+    for method in ("mixacm", "pgd_at"):
+        best = min(flags, key=lambda k: costs[(method, *k)])
+        ours, fastest = costs[(method, *default)], costs[(method, *best)]
+        assert ours <= 1.05 * fastest, (
+            f"{method}: the trainer's defaults (channels_last={default[0]}, compile={default[1]}) cost {ours:.0f} s "
+            f"per cpu-plan run; channels_last={best[0]}, compile={best[1]} costs {fastest:.0f} s "
+            f"(ratio {ours / fastest:.3f}, tolerance 1.05)")
