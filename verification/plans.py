@@ -117,9 +117,12 @@ DIGITS_COMPARED = [
 ]
 
 
-def digits_plan(epochs: int = 6, seeds: tuple[int, ...] = (0, 1), extra: bool = False) -> Plan:
+def digits_plan(epochs: int = 6, seeds: tuple[int, ...] = (0, 1), extra: bool = False,
+                alpha_acm_reference: str | None = "wrn-34-10") -> Plan:
     """The embedded default: a Fast-AT WRN-10-2 teacher, WRN-10-1 students. eps = 0.1 on [0,1] pixels
-    (8/255 means nothing on 8x8 near-binary digits; an assumption of this default, not a paper setting)."""
+    (8/255 means nothing on 8x8 near-binary digits; an assumption of this default, not a paper setting).
+    alpha_acm = 5000 (Sec. 6) is stated at the paper's student widths, WRN-34-10 (``alpha_acm_reference``; None:
+    literally on WRN-10-1's channel means, where the ACM term outweighs the others ~1,000x and the run warns)."""
     runs = [RunSpec("teacher", {"method": "fast_at", "model": "wrn-10-2", "epochs": epochs + 4}, seeded=False)]
     runs += _ablation_runs("wrn-10-1", "teacher", ("pgd20",), extra)
     runs.append(RunSpec("pgd_at", {"method": "pgd_at", "model": "wrn-10-1"}))
@@ -131,9 +134,12 @@ def digits_plan(epochs: int = 6, seeds: tuple[int, ...] = (0, 1), extra: bool = 
             runs.append(RunSpec(key, {"model": "wrn-10-1", **over}, attacks=("pgd20", "pgd100")))
             cells += [CellSpec("table1", row, "Clean Acc.", key, "clean"),
                       CellSpec("table1", row, "PGD 100", key, "pgd100")]
+    scale = f"digits 8x8, WRN-10-2 Fast-AT teacher -> WRN-10-1, {epochs} epochs, eps 0.1, PGD-20 on 300"
+    if alpha_acm_reference is not None:
+        runs = _alpha_at(runs, alpha_acm_reference)
+        scale += f"; alpha_acm stated at {alpha_acm_reference} block widths"
     return Plan(name="digits", tier="smoke", base={**DIGITS_BASE, "epochs": epochs}, runs=runs, cells=cells,
-                seeds=seeds, eval_n=300, eval_eps=0.1,
-                scale=f"digits 8x8, WRN-10-2 Fast-AT teacher -> WRN-10-1, {epochs} epochs, eps 0.1, PGD-20 on 300",
+                seeds=seeds, eval_n=300, eval_eps=0.1, scale=scale,
                 acm_profiles={"teacher": "teacher", "student": "mixacm", "natural": "natural"}, acm_n=200)
 
 
@@ -203,8 +209,7 @@ def cpu_plan(data_root: str | Path, *, fraction: float = 0.2, epochs: int = 3, t
              f"WRN-16-1 students ({fraction:.0%} of train, {epochs} ep); eps 8/255; PGD-20 on {eval_n} test images")
     name = "cpu-cifar10"
     if alpha_acm_reference is not None:
-        runs = [RunSpec(r.key, {**r.overrides, "alpha_acm_reference": alpha_acm_reference}, r.teacher, r.seeded,
-                        r.attacks, r.seeds) if _channel_mean_acm(r.overrides) else r for r in runs]
+        runs = _alpha_at(runs, alpha_acm_reference)
         name += "-alpha-at-" + alpha_acm_reference
         scale += f"; alpha_acm stated at {alpha_acm_reference} block widths"
     if only is not None:
@@ -257,6 +262,13 @@ def _channel_mean_acm(over: dict[str, Any]) -> bool:
     """A run whose feature loss is the channel-mean ACM distance (the one alpha_acm_reference applies to)."""
     return (over.get("method") == "mixacm" and over.get("feature_loss", "acm") == "acm"
             and over.get("acm_reduction", "mean") == "mean" and over.get("use_acm", True))
+
+
+def _alpha_at(runs: list[RunSpec], reference: str) -> list[RunSpec]:
+    """Every channel-mean ACM run states alpha_acm at ``reference``'s block widths (TrainConfig.alpha_acm_reference);
+    other runs (no ACM term, direct L2, ACM summed over channels) as they are."""
+    return [RunSpec(r.key, {**r.overrides, "alpha_acm_reference": reference}, r.teacher, r.seeded, r.attacks, r.seeds)
+            if _channel_mean_acm(r.overrides) else r for r in runs]
 
 
 # -------------------------------------------------------------------------------------------------- gpu tier

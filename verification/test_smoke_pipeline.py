@@ -157,3 +157,18 @@ def test_record_leaves_out_runs_that_never_finished(digits_run, tmp_path, capsys
     assert not (tmp_path / "rec" / "runs" / "blocks_9").exists()
     assert (tmp_path / "rec" / "runs" / "mixacm" / "seed0" / "summary.json").is_file()
     assert "left out unfinished run blocks_9/seed2" in capsys.readouterr().out
+
+
+def test_digits_default_mixacm_runs_warn_of_no_dwarfing_term(digits_run):
+    """The embedded default states alpha_acm at the paper's block widths (WRN-34-10), as the paper's students have
+    them: at the literal 5000 the channel-mean ACM term on WRN-10-1 outweighed the others about 1,000x, and the
+    main job's own MixACM runs warned of it (and ended at 60 +- 22 % clean)."""
+    out, _ = digits_run
+    acm_runs = [d for d in sorted((out / "runs").glob("*/seed*"))
+                if json.loads((d / "config.json").read_text()).get("method") == "mixacm"]
+    assert acm_runs
+    for d in acm_runs:
+        summary = json.loads((d / "summary.json").read_text())
+        assert summary["config"]["alpha_acm_reference"] == "wrn-34-10", d
+        dwarfs = [w for w in summary["warnings"] if "dwarfs" in w]
+        assert not dwarfs, f"{d.relative_to(out)}: {dwarfs}"
