@@ -213,7 +213,7 @@ def _summary_line(problems: list[dict]) -> dict:
     detail = (flags or extra)[0]["detail"] if (flags or extra) else ""
     n_dup = sum(1 for p in problems if p["kind"] == "warning" and p["detail"] in details)
     return {"names": ", ".join(names), "detail": detail if len(detail) <= 110 else detail[:107] + "...",
-            "full": detail, "dup": f" (also raised as a warning)" if n_dup else ""}
+            "full": detail, "dup": " (also raised as a warning)" if n_dup else ""}
 
 
 def selfcheck_view(evals: dict[str, dict]) -> dict:

@@ -139,7 +139,6 @@ def _mp_sides(inst, mode: str, form: str, dps: int = 30):
             t = eps * mp.fsum(abs(v) for v in th)
         lhs = sum(max(L(z[i] - t, y[i]), L(z[i] + t, y[i])) for i in range(n)) / n
         lhs += w * sum(max(L(z[i] - t, ys[i]), L(z[i] + t, ys[i])) for i in range(n)) / n
-        lognorm = mp.log(mp.beta(a, b))
 
         half = mp.mpf(1) / 2
         beta_ab = mp.beta(a, b)

@@ -24,7 +24,7 @@ from theory.claims import Claim, Erratum
 from theory.mixup_exact import mixture_mean_one_minus, mixture_second_moment_one_minus
 from theory.relu_milp import logistic_loss, worst_logit_l2, worst_logit_linf
 from theory.relu_net import ReluNet
-from theory.relu_segment import mixup_loss, mixup_loss_fast, segment_knots
+from theory.relu_segment import mixup_loss, mixup_loss_fast
 
 SEED = 20211
 SOURCE = "Main paper Thm 4.2 (Sec. 4.1); Supp. B.2, last 'Theorem' (ReLU networks)"

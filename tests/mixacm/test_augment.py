@@ -14,7 +14,6 @@ from __future__ import annotations
 import pytest
 import torch
 from torchvision.transforms import v2
-from torchvision.transforms.v2 import functional as TF
 
 from mixacm import data as D
 from mixacm.data import RA_OPS, augment, randaugment, randaugment_draw, random_crop_flip

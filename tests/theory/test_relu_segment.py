@@ -5,7 +5,7 @@ from scipy import stats
 
 from theory.relu_milp import logistic_loss
 from theory.relu_net import ReluNet
-from theory.relu_segment import mixup_loss, mixup_loss_fast, segment_knots, segment_logits
+from theory.relu_segment import mixup_loss, mixup_loss_fast, segment_logits
 
 
 @pytest.mark.parametrize("bias", [False, True])

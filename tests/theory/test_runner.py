@@ -5,7 +5,7 @@ import types
 
 from theory import report
 from theory.__main__ import main
-from theory.claims import VERDICTS, Claim
+from theory.claims import VERDICTS
 
 
 def _planted(name, body):
