@@ -500,7 +500,8 @@ def _train(cfg: TrainConfig, run_dir: Path, *, resume: bool, recorded_meta: dict
     distill = _distill_modules(cfg, teacher, student).to(device)
     if cfg.sync_bn and world > 1:
         student = nn.SyncBatchNorm.convert_sync_batchnorm(student)
-    channels_last = cfg.channels_last  # NHWC pays on CPU too (verification/benchmarks/test_bench_cpu_layout.py)
+    channels_last = cfg.channels_last  # NHWC pays on CPU too (verification/benchmarks/test_bench_train_step.py)
+    memory_format = "channels_last" if channels_last else "contiguous"  # named in meta.json and summary.json
     if channels_last:
         student = student.to(memory_format=torch.channels_last)
         if teacher is not None:
@@ -568,7 +569,7 @@ def _train(cfg: TrainConfig, run_dir: Path, *, resume: bool, recorded_meta: dict
         run_dir.mkdir(parents=True, exist_ok=True)
         _write_json(run_dir / "config.json", to_dict(cfg))
         session = {"git": git_commit(), "machine": _machine(), "device": str(device), "world_size": world,
-                   "memory_format": "channels_last" if channels_last else "contiguous", "started": time.time()}
+                   "memory_format": memory_format, "started": time.time()}
         meta_now = {"seed": cfg.seed, **session, "teacher": tinfo, "n_train": data["n_train"], "n_val": data["n_val"],
                     "batch_size_global": cfg.batch_size, "batch_size_per_rank": local_batch,
                     "steps_per_epoch": steps_per_epoch}
@@ -700,7 +701,7 @@ def _train(cfg: TrainConfig, run_dir: Path, *, resume: bool, recorded_meta: dict
         "batch_size_per_rank": local_batch, "global_step": global_step,
         "num_params": sum(p.numel() for p in student.parameters()),
         "teacher": tinfo or None, "device": str(device), "world_size": world,
-        "memory_format": "channels_last" if channels_last else "contiguous",
+        "memory_format": memory_format,
         "train_time_s": train_time, "step_time_s": train_time / max(1, cfg.epochs * steps_per_epoch),
         "wall_time_s": time.time() - t_start, "metrics": str(run_dir / "metrics.jsonl"), "config": to_dict(cfg),
     }

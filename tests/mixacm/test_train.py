@@ -216,7 +216,7 @@ def test_speed_flags(monkeypatch):
 
 def test_channels_last_applies_on_cpu_and_changes_no_result(teacher_ckpt, tmp_path):
     """channels_last (the default) is the CPU layout too (1.1-1.3x per step: verification/benchmarks/
-    test_bench_cpu_layout.py): the student is trained in NHWC, the run says which layout it used, and the weights
+    test_bench_train_step.py): the student is trained in NHWC, the run says which layout it used, and the weights
     match a contiguous run of the same seed to float tolerance."""
     runs = {}
     for cl in (True, False):

@@ -76,17 +76,23 @@ def test_bench_teacher_forward(benchmark):
     benchmark.pedantic(fwd, rounds=5, iterations=1)
 
 
+def _interleaved(fns: dict, rounds: int) -> dict:
+    """Seconds per call of each function over ``rounds`` interleaved rounds: drifting load hits every one alike."""
+    times: dict = {k: [] for k in fns}
+    for _ in range(rounds):
+        for k, f in fns.items():
+            t0 = time.perf_counter()
+            f()
+            times[k].append(time.perf_counter() - t0)
+    return times
+
+
 def measure_ratios(rounds: int = 9) -> dict[str, float]:
     fns = {m: _setup(m)[0] for m in CASES}
     fns["teacher_fwd"] = _setup("mixacm")[1]
     for f in fns.values():
         f()  # warm-up
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(rounds):  # interleaved, so drifting machine load hits every method alike
-        for k, f in fns.items():
-            t0 = time.perf_counter()
-            f()
-            times[k].append(time.perf_counter() - t0)
+    times = _interleaved(fns, rounds)
     med = {k: min(v) for k, v in times.items()}
     return {**{f"{k}_s": v for k, v in med.items()},
             **{f"{k}_median_s": statistics.median(v) for k, v in times.items()},
@@ -124,13 +130,7 @@ def test_compared_methods_step_cost(record_property):
         fns[key] = _setup(specs.METHOD_CONFIG[key]["method"], {**over, "awp_warmup_epochs": 0})[0]
     for f in fns.values():
         f()
-    times = {k: [] for k in fns}
-    for _ in range(3):
-        for k, f in fns.items():
-            t0 = time.perf_counter()
-            f()
-            times[k].append(time.perf_counter() - t0)
-    best = {k: min(v) for k, v in times.items()}
+    best = {k: min(v) for k, v in _interleaved(fns, 3).items()}
     ratios = {k: best[k] / best["natural"] for k in COMPARED}
     lines = [f"{COMPARED[k]:<12} {best[k]:.4f} s  {ratios[k]:5.2f} x natural  extra B.P. steps: "
              f"{'no' if k == 'mixacm' else 'yes'}" for k in COMPARED]
@@ -153,25 +153,20 @@ def test_cpu_speed_flags_the_trainer_uses_are_what_pays(record_property, tmp_pat
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor"))
     torch._dynamo.reset()
 
-    base = cpu_plan(".", only=("mixacm",)).base
-    steps = int(50_000 * (1 - base["val_fraction"]) * base["data_fraction"]) // 128 * base["epochs"]
+    base, batch = cpu_plan(".", only=("mixacm",)).base, TrainConfig.batch_size
+    steps = int(50_000 * (1 - base["val_fraction"]) * base["data_fraction"]) // batch * base["epochs"]  # CIFAR-10 train
     flags = [(cl, comp) for cl in (False, True) for comp in (False, True)]
     costs: dict[tuple[str, bool, bool], float] = {}
     lines = []
     for method in ("mixacm", "pgd_at"):
         fns, first = {}, {}
         for cl, comp in flags:
-            fns[cl, comp] = _setup(method, arch="wrn-16-1", teacher_arch="wrn-16-2", batch=128, channels_last=cl,
+            fns[cl, comp] = _setup(method, arch="wrn-16-1", teacher_arch="wrn-16-2", batch=batch, channels_last=cl,
                                    compile=comp)[0]
             t0 = time.perf_counter()
             fns[cl, comp]()  # compile happens here
             first[cl, comp] = time.perf_counter() - t0
-        times = {k: [] for k in fns}
-        for _ in range(5):  # interleaved: drifting load hits every variant alike
-            for k, f in fns.items():
-                t0 = time.perf_counter()
-                f()
-                times[k].append(time.perf_counter() - t0)
+        times = _interleaved(fns, 5)
         for k in flags:
             step = min(times[k])
             costs[(method, *k)] = first[k] + (steps - 1) * step
