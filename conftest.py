@@ -27,3 +27,6 @@ def pytest_addoption(parser):
     group.addoption("--plan", action="store_true",
                     help="with --gpu: list the training runs and evaluations of the selected cells with their FLOPs "
                          "and estimated GPU-hours, without training")
+    group.addoption("--measured", default=None, metavar="FILE",
+                    help="with --gpu --plan: GPU-hours from the rates measured by python -m verification.device_check "
+                         "(its b.json, or the record directory holding it) instead of the assumed utilisation")

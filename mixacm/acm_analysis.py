@@ -48,7 +48,7 @@ def _model_profiles(model: nn.Module, x: Tensor, batch_size: int, mapping: str, 
     sums: list[Tensor] = []
     freq: list[Tensor] = []
     for s in range(0, len(x), batch_size):
-        _, feats = model.forward_features(x[s:s + batch_size].to(device))
+        _, feats = model.forward_intermediates(x[s:s + batch_size].to(device))
         for i, f in enumerate(feats):
             a = F.normalize(activated_channel_map(f.float(), mapping), dim=1)  # (B, C) unit rows
             active = (a > a.mean(1, keepdim=True)).double().sum(0)  # (C,) images where the channel is above average

@@ -10,9 +10,9 @@ wrapped in :mod:`mixacm.autoattack_runner`; nothing of it is re-implemented here
 """
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import asdict, dataclass, field
-from fractions import Fraction
 from typing import Callable
 
 import torch
@@ -43,15 +43,20 @@ def pgd_linf(
     loss: str = "ce",
     target_logits: Tensor | None = None,
     generator: torch.Generator | None = None,
+    start_noise: Tensor | None = None,
 ) -> Tensor:
     """PGD (Madry et al.) in the l-inf ball of radius eps around x, clipped to [0,1].
 
     loss: "ce" (cross-entropy), "cw" (margin), or "kl" (KL to ``target_logits``; TRADES/ARD style).
+    start_noise: the U[0,1) draws of the random start (shape of x), drawn by the caller (the evaluator draws them
+    per logical block, ``BlockNoise``); None draws them from ``generator``.
     Returns the adversarial input, detached; the model's train/eval mode is left as it was.
     """
     x = x.detach()
     delta = torch.zeros_like(x)
-    if random_start:
+    if random_start and start_noise is not None:
+        delta = (start_noise.to(x) * 2 - 1) * eps
+    elif random_start:
         delta = (torch.rand(x.shape, generator=generator, device="cpu").to(x) * 2 - 1) * eps
     x_adv = (x + delta).clamp(0, 1)
     for _ in range(steps):
@@ -96,9 +101,11 @@ def pgd_restarts(
     restarts: int = 1,
     loss: str = "ce",
     generator: torch.Generator | None = None,
+    noise: BlockNoise | None = None,
 ) -> Tensor:
     """PGD with random restarts: each restart attacks only the points not yet misclassified; per sample the first
-    successful adversarial input is kept (the last restart's otherwise)."""
+    successful adversarial input is kept (the last restart's otherwise). ``noise``: random starts drawn per logical
+    block (the evaluator's physical batches); None draws them from ``generator``."""
     if restarts < 1:
         raise ValueError(f"restarts={restarts} must be >= 1")
     x_best = x.detach().clone()
@@ -107,11 +114,35 @@ def pgd_restarts(
         idx = todo.nonzero().squeeze(1)
         if idx.numel() == 0:
             break
+        start = noise.draw(idx, x.shape) if noise is not None else None
         x_adv = pgd_linf(model, x[idx], y[idx], eps=eps, step_size=step_size, steps=steps,
-                         random_start=True, loss=loss, generator=generator)
+                         random_start=True, loss=loss, generator=generator, start_noise=start)
         x_best[idx] = x_adv
         todo[idx] = _still_correct(model, x_adv, y[idx])
     return x_best
+
+
+class BlockNoise:
+    """Random starts of one physical attack batch made of consecutive logical blocks (the evaluator's
+    ``batch_size``), each block drawing its U[0,1) noise from its own generator, in the order and amounts a run of
+    that block alone draws it: the noise, and so the result, does not depend on how blocks are batched together.
+
+    ``generators[i]`` and ``sizes[i]``: block i's generator and its number of points (blocks in batch order)."""
+
+    def __init__(self, generators: list[torch.Generator], sizes: list[int]):
+        if len(generators) != len(sizes):
+            raise ValueError("one generator per block")
+        self.generators, self.sizes = list(generators), [int(n) for n in sizes]
+        self.bounds = torch.tensor([0, *self.sizes]).cumsum(0)  # block i holds points bounds[i] .. bounds[i+1]-1
+
+    def draw(self, idx: Tensor, shape: torch.Size | tuple[int, ...]) -> Tensor:
+        """(len(idx), *shape[1:]) U[0,1) draws on the CPU for the points ``idx`` (sorted, of the whole batch):
+        block i draws for its points among idx, from its generator."""
+        idx = idx.detach().cpu()
+        block = torch.bucketize(idx, self.bounds[1:], right=True)  # (n,) block of each point
+        parts = [torch.rand((int((block == i).sum()), *shape[1:]), generator=g, device="cpu")
+                 for i, g in enumerate(self.generators)]
+        return torch.cat(parts) if parts else torch.empty((0, *shape[1:]))
 
 
 @dataclass(frozen=True)
@@ -183,28 +214,43 @@ def parse_attack(name: str) -> AttackSpec:
     raise ValueError(f"unknown attack {name!r}; valid: {', '.join(ATTACKS)} (or pgd-K, pgdKxR, cw-K)")
 
 
-def parse_eps(eps: float | str) -> float:
-    """Accept 0.0313, "8/255" or "0.0313"; reject eps > 1 (inputs are in [0,1]) with the fix in the message."""
+def parse_eps(eps: float | str, *, key: str = "eps", error: type[Exception] = ValueError) -> float:
+    """An l-inf radius on the [0,1] pixel scale, the one parser of radii (the evaluator's eps and the config's eps and
+    attack_step, ``mixacm.config.parse_eps``): "8/255" -> 0.0313..; "0.0314" or 0.0314 -> 0.0314. Rejected: what is
+    not a number, not finite or negative, and values >= 1, which cover the whole [0,1] image (a unit mistake: 8 for
+    8/255); the message names the fix. ``key``: the field named in the message; ``error``: the exception raised."""
     if isinstance(eps, str):
+        txt = eps.strip()
         try:
-            value = float(Fraction(eps.strip()))
+            if "/" in txt:
+                num, den = txt.split("/")
+                value = float(num) / float(den)
+            else:
+                value = float(txt)
         except (ValueError, ZeroDivisionError):
-            raise ValueError(f"cannot read eps {eps!r}; write it like 8/255 or 0.0314") from None
+            raise error(f"{key}={eps!r} is not a number; write e.g. {key}=8/255 or {key}=0.0314") from None
     else:
-        value = float(eps)
-    if value > 1:
-        raise ValueError(f"eps={eps} is larger than 1 but inputs are in [0,1]; write it as {eps}/255 (e.g. 8/255)")
-    if value < 0:
-        raise ValueError(f"eps={eps} must be >= 0")
+        try:
+            if isinstance(eps, bool):
+                raise TypeError
+            value = float(eps)
+        except (TypeError, ValueError):
+            raise error(f"{key}={eps!r} must be a number such as 8/255") from None
+    if not math.isfinite(value) or value < 0:
+        raise error(f"{key}={eps!r} must be a finite number >= 0, e.g. 8/255")
+    if value >= 1:
+        raise error(f"{key}={eps!r} is >= 1 but inputs are in [0,1]: did you mean {value:g}/255?")
     return value
 
 
 def run_white_box(spec: AttackSpec, model: nn.Module, x: Tensor, y: Tensor, *, eps: float,
-                  generator: torch.Generator | None = None) -> Tensor:
-    """Adversarial inputs for an FGSM/PGD/CW spec (AutoAttack specs go through mixacm.autoattack_runner)."""
+                  generator: torch.Generator | None = None, noise: BlockNoise | None = None) -> Tensor:
+    """Adversarial inputs for an FGSM/PGD/CW spec (AutoAttack specs go through mixacm.autoattack_runner).
+    ``noise``: PGD/CW random starts drawn per logical block (``BlockNoise``) instead of from ``generator``."""
     if spec.kind == "fgsm":
         return fgsm(model, x, y, eps=eps, step_size=spec.step_size, generator=generator)
     if spec.kind in ("pgd", "cw"):
         return pgd_restarts(model, x, y, eps=eps, step_size=spec.step_size or PGD_STEP_SIZE, steps=spec.steps,
-                            restarts=spec.restarts, loss="ce" if spec.kind == "pgd" else "cw", generator=generator)
+                            restarts=spec.restarts, loss="ce" if spec.kind == "pgd" else "cw", generator=generator,
+                            noise=noise)
     raise ValueError(f"run_white_box cannot run kind {spec.kind!r}; use mixacm.autoattack_runner.run_autoattack")

@@ -10,7 +10,8 @@ InMemoryBatches: the data set lives on the device; every epoch draws one seeded 
 by all ranks), step s takes the global batch perm[s*B:(s+1)*B] and rank r its every world-th example
 ([r::world]). With world_size 1 this is exactly the single-process order (bit-exact resume relies on it).
 StreamedBatches: a DataLoader over ImageFiles (mixacm.data) with DistributedSampler shards (seeded, set_epoch,
-drop_last), workers and pinned memory; nothing is decoded ahead of the step that uses it.
+drop_last), workers and pinned memory; nothing is decoded ahead of the step that uses it. Images travel as uint8 and
+become float32 in [0,1] on the device.
 """
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ from collections.abc import Iterator
 
 import torch
 from torch import Tensor
+
+from .data import to_unit_float
 
 
 def per_rank_batch(global_batch: int, world: int) -> int:
@@ -94,7 +97,7 @@ class StreamedBatches:
         try:
             for _ in range(self.steps_per_epoch):
                 xb, yb = next(it)
-                xb = xb.to(self.device, non_blocking=True)
+                xb = to_unit_float(xb.to(self.device, non_blocking=True))  # shipped as uint8, converted on the device
                 if self.channels_last:
                     xb = xb.contiguous(memory_format=torch.channels_last)
                 yield xb, yb.to(self.device, non_blocking=True)
@@ -112,7 +115,7 @@ def eval_batches(data: dict, n: int | None, batch_size: int, device: torch.devic
             ds = Subset(ds, range(min(n, len(ds))))
         for xb, yb in DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=num_workers,
                                  pin_memory=device.type == "cuda"):
-            yield xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
+            yield to_unit_float(xb.to(device, non_blocking=True)), yb.to(device, non_blocking=True)
         return
     x, y = data["x_val"], data["y_val"]
     if n is not None:

@@ -8,27 +8,34 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import tomllib
 import typing
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from . import attacks as _attacks
+from . import data as _data
+from . import losses as _losses
+from .models import common as _models
+
 EPS_FIELDS = ("eps", "attack_step")  # l-inf radii: accept "8/255" or 0.0314; values >= 1 are a unit mistake
+# Valid values of the string fields. Names another module defines (and checks) are its own table, read here; the
+# rest are defined here, their one place. "preset" is PRESETS' keys (set below, once PRESETS exists).
 CHOICES: dict[str, tuple[str, ...]] = {
     "schedule": ("cosine", "constant", "piecewise"),
-    "augment": ("crop_flip", "none", "randaugment"),
-    "transform": ("none", "teacher_maxpool", "teacher_avgpool", "student_maxpool", "student_avgpool",
-                  "teacher_affine", "student_affine"),
+    "weight_decay_on": ("all", "conv_fc_weights"),
+    "augment": tuple(_data.AUGMENTS),
+    "transform": tuple(_losses.TRANSFORMS),
     "feature_loss": ("acm", "direct"),
     "select_metric": ("val_acc", "val_rob", "last"),
     "device": ("auto", "cpu", "cuda"),
-    "preset": ("cifar", "imagenet"),
-    "feature_point": ("pre", "post"),
-    "acm_reduction": ("sum", "mean"),
+    "preset": (),
+    "feature_point": tuple(_models.FEATURE_POINTS),
+    "acm_reduction": tuple(_losses.REDUCTIONS),
     "awp_base": ("trades", "pgd_at"),
-    "mapping": ("max", "mean"),
+    "attack_bn": ("eval", "train"),
+    "mapping": tuple(_losses.MAPPINGS),
 }
 
 
@@ -62,7 +69,14 @@ class TrainConfig:
     momentum: float = 0.9
     nesterov: bool = True
     weight_decay: float = 5e-4
+    # the parameters weight decay applies to: "all" (torch.optim.SGD's weight_decay, as every PyTorch code) or
+    # "conv_fc_weights" (Madry et al.'s and Free-AT's TensorFlow codes: L2 on the conv and fc kernels only, no
+    # batch-norm parameters or biases)
+    weight_decay_on: str = "all"
     schedule: str = "cosine"          # cosine annealing without restarts, per step
+    # the schedule read this many optimiser steps ahead: Rice et al.'s code sets iteration i's lr at
+    # epoch + (i + 1) / n (train_cifar.py), one step ahead of the steps taken
+    lr_lead_steps: int = 0
     warmup_epochs: float = 0.0        # ImageNet: 5 epochs linear warm-up ...
     warmup_start_lr: float = 0.0      # ... from 0.16 to lr=0.8
     max_steps_per_epoch: int | None = None  # CPU smoke runs only; None = full epochs
@@ -80,7 +94,8 @@ class TrainConfig:
     mapping: str = "max"              # g_c (Sec. 5.1)
     # Per-block distance summed or averaged over channels? The paper does not say; alpha_acm=5000 only fits "mean":
     # on digits (wrn-10-1 student, 15 epochs) "sum" left the student at chance (val acc 0.29, ACM term x5000 ~ 8600
-    # vs CE ~ 2) while "mean" gave val acc 0.98 / robust 0.63 (teacher 1.00 / 0.90). Issue 6 re-checks at CIFAR scale.
+    # vs CE ~ 2) while "mean" gave val acc 0.98 / robust 0.63 (teacher 1.00 / 0.90); CPU-scale CIFAR-10 agrees ("sum"
+    # stays at chance, docs/implementation-choices.md). mixacm.losses.acm_loss's own default is the formula's "sum".
     acm_reduction: str = "mean"
     # alpha_acm stated at another architecture's block widths (e.g. "wrn-34-10", the paper's CIFAR student): block
     # i's channel-mean distance then weighs alpha_acm * C_i / C_ref_i (mixacm.losses.acm_loss, reference_channels),
@@ -93,13 +108,27 @@ class TrainConfig:
     attack_step: float = 2 / 255
     attack_steps: int = 7             # PGD-7 AT; ARD uses the same attack
     fast_at_step: float = 1.25        # Fast-AT step as a multiple of eps (Wong et al. 2020)
+    # BatchNorm mode of the student while pgd_at, ard and the compared methods craft their training attack: "eval"
+    # (the project's default, and the TRADES family's code: attack forwards neither use nor move the running
+    # statistics) or "train" (Madry et al.'s and Rice et al.'s PGD-AT, AT-AWP and ARD code: batch statistics, and
+    # every attack forward moves the running statistics).
+    attack_bn: str = "eval"
+    # pgd_at and AWP on pgd_at: the two train-mode forwards the Rice et al. and AT-AWP training loops run only to log
+    # losses (the attack's final loss on x', the clean batch after the optimiser step). They move the BatchNorm
+    # running statistics, so a replica of those codes runs them too (without gradients).
+    bn_logging_passes: bool = False
     # --- compared methods (mixacm.baselines; each paper's CIFAR-10 setting) ----------------------------------
     trades_beta: float = 6.0          # TRADES beta (Zhang et al. 2019, Sec. 5); also FAT-TRADES, AWP-TRADES
     mart_lambda: float = 6.0          # MART lambda (Wang et al. 2020, WRN-34-10)
     awp_gamma: float = 5e-3           # AWP weight-perturbation size (Wu et al. 2020)
-    awp_warmup_epochs: int = 10       # AWP off during the first epochs (AWP code)
+    # AWP off during the first epochs: TRADES-AWP's code tests `epoch >= 10` on 1-based epochs, so 9 epochs without
+    # AWP (AT-AWP's code: 0, from the first epoch)
+    awp_warmup_epochs: int = 9
     awp_base: str = "trades"          # AWP on top of TRADES (Table 1 row) or PGD-AT
     fat_tau: int = 3                  # FAT: steps after the first misclassification (Zhang et al. 2020)
+    # FAT's tau schedule: tau starts at 0 and rises by one after each of these fractions of training, up to fat_tau
+    # (FAT code's dynamic tau: 0 up to epoch 30, 1 to 50, 2 to 70, 3 after, of 85); None: fat_tau throughout
+    fat_tau_milestones: list[float] | None = None
     free_replays: int = 1             # Free-AT replays m of each minibatch (8 CIFAR, 4 ImageNet; Shafahi et al.)
     lr_milestones: list[float] = dataclasses.field(default_factory=lambda: [0.5, 0.75])  # schedule="piecewise":
     # lr x 0.1 at these fractions of training (Rice et al. 2020: epochs 100 and 150 of 200)
@@ -149,6 +178,7 @@ def imagenet_preset() -> TrainConfig:
 
 
 PRESETS = {"cifar": TrainConfig, "imagenet": imagenet_preset}
+CHOICES["preset"] = tuple(PRESETS)
 FIELD_NAMES = tuple(f.name for f in fields(TrainConfig))
 
 
@@ -157,26 +187,9 @@ def _valid_keys() -> str:
 
 
 def parse_eps(key: str, value: Any) -> float:
-    """"8/255" -> 0.0313..; 0.0314 -> 0.0314; 8 -> error (a radius on the [0,1] pixel scale must be < 1)."""
-    if isinstance(value, str):
-        txt = value.strip()
-        try:
-            if "/" in txt:
-                num, den = txt.split("/")
-                out = float(num) / float(den)
-            else:
-                out = float(txt)
-        except (ValueError, ZeroDivisionError):
-            raise ConfigError(f"{key}={value!r} is not a number; write e.g. {key}=8/255 or {key}=0.0314") from None
-    elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        out = float(value)
-    else:
-        raise ConfigError(f"{key}={value!r} must be a number such as 8/255")
-    if not math.isfinite(out) or out < 0:
-        raise ConfigError(f"{key}={value!r} must be a finite number >= 0, e.g. 8/255")
-    if out >= 1:
-        raise ConfigError(f"{key}={value!r} is >= 1 but inputs are in [0,1]: did you mean {out:g}/255?")
-    return out
+    """"8/255" -> 0.0313..; 0.0314 -> 0.0314; 8 -> ConfigError (a radius on the [0,1] pixel scale must be < 1).
+    The rule is mixacm.attacks.parse_eps, the one parser of radii; this names the field and raises ConfigError."""
+    return _attacks.parse_eps(value, key=key, error=ConfigError)
 
 
 def _coerce(key: str, value: Any, tp: Any) -> Any:
@@ -245,8 +258,13 @@ def check(cfg: TrainConfig) -> TrainConfig:
     for key, valid in CHOICES.items():
         if getattr(cfg, key) not in valid:
             raise ConfigError(f"{key}={getattr(cfg, key)!r} is not valid; choose one of: {', '.join(valid)}")
+    if cfg.fat_tau_milestones is not None and not all(0 < m < 1 for m in cfg.fat_tau_milestones):
+        raise ConfigError(f"fat_tau_milestones={cfg.fat_tau_milestones} must be fractions of training in (0, 1), e.g. "
+                          f"[0.35, 0.59, 0.82]; or none for a fixed fat_tau")
     if cfg.lr_milestones is None or not all(0 < m < 1 for m in cfg.lr_milestones):
         raise ConfigError(f"lr_milestones={cfg.lr_milestones} must be fractions of training in (0, 1), e.g. [0.5, 0.75]")
+    if cfg.lr_lead_steps < 0:
+        raise ConfigError(f"lr_lead_steps={cfg.lr_lead_steps} must be >= 0 (1 for Rice et al.'s schedule)")
     for key in ("epochs", "batch_size", "attack_steps", "teacher_gate_n", "eval_batch_size", "free_replays"):
         if getattr(cfg, key) < 1 and not (key == "attack_steps" and getattr(cfg, key) == 0):
             raise ConfigError(f"{key}={getattr(cfg, key)} must be >= 1")

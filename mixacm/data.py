@@ -8,6 +8,9 @@
                          $MIXACM_DATA_ROOT, or ~/.cache/mixacm/data).
       "cifar10-jpeg"     ImageFolder copy of CIFAR-10 (root: argument, $MIXACM_CIFAR10_JPEG, or
                          ../shared/data/cifar10-jpeg next to the repo / the working directory).
+      "cifar10-pack"     the same JPEG files' bytes in one .npz (``write_pack``; root: the file, or
+                         $MIXACM_CIFAR10_PACK): all training images and a seeded stratified test subset, decoded in
+                         memory; for machines that get one file (verification.device_check).
       "imagefolder:<path>"  any ImageFolder tree <path>/<split>/<class>/<image> with equal-sized images.
       "imagenet"         ImageFolder tree at root / $MIXACM_IMAGENET with train/<wnid>/*.JPEG and val/<wnid>/*.JPEG
                          (test split = val); classes = folder count; never decoded whole: training streams it
@@ -31,19 +34,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .normalization import stats_for  # per-channel (mean, std) of each data set: the one table
+from .paths import resolve_cifar10_jpeg_root  # where the CIFAR-10 JPEG copy is looked for: the one definition
+
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp")
 SPLITS = ("train", "test")
 AUGMENTS = ("none", "crop_flip", "randaugment")
 _MEMORY: dict[str, tuple[Tensor, Tensor]] = {}  # cache key -> (uint8 images (N,C,H,W), labels)
 
-# per-channel statistics for the normalisation inside the models (mean, std)
-STATS = {
-    "digits": ((0.305,), (0.376,)),  # measured on all 1797 images
-    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2471, 0.2435, 0.2616)),
-    "cifar10-jpeg": ((0.4914, 0.4822, 0.4465), (0.2471, 0.2435, 0.2616)),
-    "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
-    "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
-}
 STREAM_BYTES = 4 * 2**30  # ImageFolder trees larger than this (decoded float32) are streamed, not held in RAM
 
 
@@ -97,27 +95,6 @@ def _load_torchvision(cls_name: str, split: str, root=None, *, limit_per_class: 
 # ---------------------------------------------------------------- ImageFolder (decoded once, cached)
 def cache_dir() -> Path:
     return Path(os.environ.get("MIXACM_CACHE") or Path.home() / ".cache" / "mixacm")
-
-
-def _default_cifar10_jpeg_candidates() -> list[Path]:
-    repo = Path(__file__).resolve().parents[1]
-    return [repo.parent / "shared" / "data" / "cifar10-jpeg", Path.cwd().parent / "shared" / "data" / "cifar10-jpeg"]
-
-
-def resolve_cifar10_jpeg_root(root=None) -> Path:
-    """root argument > $MIXACM_CIFAR10_JPEG > ../shared/data/cifar10-jpeg; clear error when none exists."""
-    if root is not None:
-        tried = [Path(root)]
-    elif os.environ.get("MIXACM_CIFAR10_JPEG"):
-        tried = [Path(os.environ["MIXACM_CIFAR10_JPEG"])]
-    else:
-        tried = _default_cifar10_jpeg_candidates()
-    for p in tried:
-        if (p / "train").is_dir() or (p / "test").is_dir():
-            return p
-    raise FileNotFoundError(
-        f"CIFAR-10 JPEG copy not found; looked in {', '.join(str(p) for p in tried)}; "
-        f"set MIXACM_CIFAR10_JPEG=/path/to/cifar10-jpeg (with train/ and test/ class folders) or pass root=")
 
 
 def _scan(split_dir: Path, limit_per_class: int | None) -> tuple[list[str], list[tuple[Path, int]]]:
@@ -198,6 +175,101 @@ def _cifar10_jpeg(split: str, root=None, *, limit_per_class: int | None = None):
     return load_imagefolder(resolve_cifar10_jpeg_root(root), split, limit_per_class=limit_per_class)
 
 
+# ---------------------------------------------------------------- one pack file of JPEG bytes ("cifar10-pack")
+PACK_FORMAT = "mixacm.pack/1"
+
+
+def write_pack(root, out, *, test_per_class: int | None = 200, seed: int = 0) -> Path:
+    """One uncompressed .npz of an ImageFolder tree's JPEG BYTES (not decoded): every training image and a seeded
+    stratified subset of ``test_per_class`` test images per class (None: all), in the loader's order (classes
+    sorted, files sorted). Per split: ``<split>_bytes`` (uint8, the files concatenated), ``<split>_offsets``
+    (int64, N + 1), ``<split>_labels`` (int64); ``meta`` (JSON: format, classes, test indices, sources)."""
+    import json
+    root, out = Path(root), Path(out)
+    arrays: dict[str, np.ndarray] = {}
+    meta: dict = {"format": PACK_FORMAT, "source": str(root), "seed": seed, "test_per_class": test_per_class}
+    for split in SPLITS:
+        classes, items = _scan(root / split, None)
+        meta["classes"] = classes
+        if split == "test" and test_per_class is not None:
+            y = torch.tensor([k for _, k in items])
+            keep = torch.cat([p[:test_per_class] for p in _per_class_perm(y, seed)]).sort().values.tolist()
+            meta["test_indices"] = keep
+            items = [items[i] for i in keep]
+        blobs = [f.read_bytes() for f, _ in items]
+        arrays[f"{split}_bytes"] = np.frombuffer(b"".join(blobs), dtype=np.uint8)
+        arrays[f"{split}_offsets"] = np.cumsum([0] + [len(b) for b in blobs]).astype(np.int64)
+        arrays[f"{split}_labels"] = np.array([k for _, k in items], dtype=np.int64)
+        meta[f"{split}_files"] = [str(f.relative_to(root)) for f, _ in items]
+    meta.setdefault("test_indices", None)
+    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp.npz")
+    np.savez(tmp, **arrays)
+    os.replace(tmp, out)
+    return out
+
+
+def _pack_path(root) -> Path:
+    src = root if root is not None else os.environ.get("MIXACM_CIFAR10_PACK")
+    p = Path(src) if src else None
+    if p is None or not p.is_file():
+        raise FileNotFoundError(f"CIFAR-10 pack not found ({p or 'no path given'}); build it with python -m "
+                                f"verification.device_pack (from ../shared/data/cifar10-jpeg) and pass its path as "
+                                f"data_root or $MIXACM_CIFAR10_PACK")
+    return p
+
+
+def pack_meta(root=None) -> dict:
+    import json
+    with np.load(_pack_path(root)) as z:
+        return json.loads(z["meta"].tobytes().decode())
+
+
+def _decode_blobs(data: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """(N, H, W, 3) uint8 of the JPEGs data[offsets[i]:offsets[i+1]], decoded by PIL on a thread pool (the decoder
+    releases the GIL)."""
+    import io
+    from concurrent.futures import ThreadPoolExecutor
+
+    from PIL import Image
+
+    def one(i: int) -> np.ndarray:
+        with Image.open(io.BytesIO(data[offsets[i]:offsets[i + 1]].tobytes())) as im:
+            return np.asarray(im.convert("RGB"))
+
+    n = len(offsets) - 1
+    first = one(0)
+    x = np.empty((n, *first.shape), dtype=np.uint8)
+
+    def fill(lo: int, hi: int) -> None:
+        for i in range(lo, hi):
+            x[i] = one(i)
+
+    step = 2048
+    with ThreadPoolExecutor(max_workers=min(16, os.cpu_count() or 1)) as pool:
+        list(pool.map(lambda lo: fill(lo, min(lo + step, n)), range(0, n, step)))
+    return x
+
+
+def _cifar10_pack(split: str, root=None, *, limit_per_class: int | None = None):
+    """A pack of ``write_pack`` decoded in memory (kept for the life of the process), float images in [0,1]."""
+    _check_split(split)
+    path = _pack_path(root)
+    st = path.stat()
+    key = f"pack|{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{split}"
+    if key not in _MEMORY:
+        with np.load(path) as z:
+            x = _decode_blobs(z[f"{split}_bytes"], z[f"{split}_offsets"])
+            y = z[f"{split}_labels"]
+        _MEMORY[key] = (torch.from_numpy(x).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(y))
+    xu, yt = _MEMORY[key]
+    if limit_per_class is not None:
+        keep = _first_per_class(yt, limit_per_class)
+        xu, yt = xu[keep], yt[keep]
+    return xu.float().div_(255.0), yt.clone()
+
+
 # ---------------------------------------------------------------- ImageNet / large ImageFolder trees (streamed)
 def resolve_imagenet_root(root=None) -> Path:
     """root argument > $MIXACM_IMAGENET; the tree needs train/<wnid>/ and/or val/<wnid>/ folders."""
@@ -251,9 +323,11 @@ def is_streamed(name: str, root=None, *, force: bool | None = None) -> bool:
 
 
 def image_transform(train: bool, *, size: int = 224, resize: int = 256, augment: str = "crop_flip"):
-    """ImageNet transforms (Supp. A.1) to float32 (3, size, size) in [0,1] (the models normalise inside):
-    train RandomResizedCrop(size) + RandomHorizontalFlip (+ RandAugment for augment="randaugment"; augment="none"
-    uses the test transform), test Resize(resize) + CenterCrop(size)."""
+    """ImageNet transforms (Supp. A.1) to uint8 (3, size, size) (``to_unit_float`` makes float32 in [0,1] of them
+    on the device; the models normalise inside): train RandomResizedCrop(size) + RandomHorizontalFlip (+ RandAugment
+    for augment="randaugment"; augment="none" uses the test transform), test Resize(resize) + CenterCrop(size).
+    Every op runs on the decoded uint8 image, so shipping uint8 and converting later gives the same floats as
+    converting in the worker (a quarter of the bytes through worker queues, pinned memory and the host-device copy)."""
     from torchvision.transforms import v2
     if train and augment != "none":
         ops = [v2.RandomResizedCrop(size, antialias=True), v2.RandomHorizontalFlip()]
@@ -261,12 +335,21 @@ def image_transform(train: bool, *, size: int = 224, resize: int = 256, augment:
             ops.append(v2.RandAugment())
     else:
         ops = [v2.Resize(resize, antialias=True), v2.CenterCrop(size)]
-    return v2.Compose([v2.ToImage(), *ops, v2.ToDtype(torch.float32, scale=True), v2.ToPureTensor()])
+    return v2.Compose([v2.ToImage(), *ops, v2.ToPureTensor()])
+
+
+def to_unit_float(x: Tensor) -> Tensor:
+    """uint8 images -> float32 in [0,1], as torchvision's ToDtype(float32, scale=True) computes it (x * (1/255));
+    float input is returned as it is."""
+    if x.dtype != torch.uint8:
+        return x
+    return x.to(torch.float32).mul_(1.0 / 255)
 
 
 class ImageFiles(torch.utils.data.Dataset):
-    """[(file, label)] decoded on access -> (float32 (3,H,W) in [0,1], label). The random transform of item i is
-    seeded by (seed, epoch, i): the same augmentation whatever the number of DataLoader workers or ranks."""
+    """[(file, label)] decoded on access -> (uint8 (3,H,W), label) (``tensors()``: float32 in [0,1]). The random
+    transform of item i is seeded by (seed, epoch, i): the same augmentation whatever the number of DataLoader
+    workers or ranks."""
 
     def __init__(self, items: list[tuple[Path, int]], transform, *, seed: int = 0):
         self.items, self.transform, self.seed, self.epoch = list(items), transform, seed, 0
@@ -292,7 +375,8 @@ class ImageFiles(torch.utils.data.Dataset):
         pairs = [self[i] for i in idx]
         if not pairs:
             return torch.empty(0, 3, 224, 224), torch.empty(0, dtype=torch.int64)
-        return torch.stack([p[0] for p in pairs]), torch.tensor([p[1] for p in pairs], dtype=torch.int64)
+        return (to_unit_float(torch.stack([p[0] for p in pairs])),
+                torch.tensor([p[1] for p in pairs], dtype=torch.int64))
 
 
 def load_image_subset(name: str, split: str, root=None, *, limit: int | None = None,
@@ -328,10 +412,11 @@ DATASETS: dict[str, Callable[..., tuple[Tensor, Tensor]]] = {
     "cifar10": lambda split, root=None, **kw: _load_torchvision("CIFAR10", split, root, **kw),
     "cifar100": lambda split, root=None, **kw: _load_torchvision("CIFAR100", split, root, **kw),
     "cifar10-jpeg": _cifar10_jpeg,
+    "cifar10-pack": _cifar10_pack,
     "imagefolder:<path>": load_imagefolder,
     "imagenet": load_imagenet,
 }
-_NUM_CLASSES = {"digits": 10, "cifar10": 10, "cifar100": 100, "cifar10-jpeg": 10}
+_NUM_CLASSES = {"digits": 10, "cifar10": 10, "cifar100": 100, "cifar10-jpeg": 10, "cifar10-pack": 10}
 
 
 def _unknown(name: str) -> ValueError:
@@ -354,12 +439,12 @@ def num_classes(name: str, root=None) -> int:
 
 
 def dataset_stats(name: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """(mean, std) per channel to pass to build_model(mean=, std=); ImageFolder trees default to CIFAR-10's."""
-    if name.startswith("imagefolder:"):
-        return STATS["cifar10"]
-    if name not in STATS:
+    """(mean, std) per channel to pass to build_model(mean=, std=), from mixacm.normalization's table; ImageFolder
+    trees default to CIFAR-10's."""
+    stats = stats_for(name)
+    if stats is None:
         raise _unknown(name)
-    return STATS[name]
+    return stats
 
 
 def load_split(name: str, split: str, root=None, *, limit_per_class: int | None = None, limit: int | None = None,

@@ -13,6 +13,7 @@ CLI: ``mixacm evaluate CHECKPOINT --data NAME [--attacks fgsm,pgd20,autoattack] 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -29,7 +30,7 @@ from torch import Tensor, nn
 from mixacm import selfcheck
 from mixacm.gitinfo import git_commit
 from mixacm.machine import describe
-from mixacm.attacks import ATTACKS, AttackSpec, parse_attack, parse_eps, run_white_box
+from mixacm.attacks import ATTACKS, AttackSpec, BlockNoise, parse_attack, parse_eps, run_white_box
 
 SCHEMA = "mixacm.evaluate/1"
 
@@ -107,6 +108,18 @@ class _State:
         tmp.replace(path)  # atomic: an interrupted write never leaves a half batch behind
 
 
+CUDA_ATTACK_BATCH = 1024  # images per physical attack batch on CUDA (a multiple of the logical batch)
+
+
+def default_attack_batch(device: torch.device | str, batch_size: int) -> int:
+    """Images per physical attack batch: the logical ``batch_size`` on the CPU (results bit-identical to a run that
+    attacks one logical block at a time), the largest multiple of it up to CUDA_ATTACK_BATCH on CUDA (at least one
+    block). Results do not depend on it: random starts are drawn per logical block (``mixacm.attacks.BlockNoise``)."""
+    if torch.device(device).type != "cuda":
+        return batch_size
+    return max(1, CUDA_ATTACK_BATCH // batch_size) * batch_size
+
+
 def _attack_batch(spec: AttackSpec, model: nn.Module, x: Tensor, y: Tensor, *, eps: float, seed: int,
                   device, aa_options: dict) -> tuple[Tensor, list[str]]:
     """Adversarial inputs for one batch of points to attack, plus AutoAttack flags (if any)."""
@@ -117,6 +130,39 @@ def _attack_batch(spec: AttackSpec, model: nn.Module, x: Tensor, y: Tensor, *, e
         return res.x_adv, res.flags
     g = torch.Generator().manual_seed(seed)
     return run_white_box(spec, model, x, y, eps=eps, generator=g), []
+
+
+def _chunks(blocks: list[int], sizes: dict[int, int], limit: int, merge: bool) -> list[list[int]]:
+    """Consecutive logical blocks grouped into physical batches of at most ``limit`` points to attack (a block is
+    never split; one block per batch when not ``merge``)."""
+    out: list[list[int]] = []
+    for b in blocks:
+        if out and merge and sum(sizes[c] for c in out[-1]) + sizes[b] <= limit:
+            out[-1].append(b)
+        else:
+            out.append([b])
+    return out
+
+
+@contextlib.contextmanager
+def _attack_setup(model: nn.Module, channels_last: bool):
+    """Parameters frozen (attacks need input gradients only; FAB's per-class backward passes would otherwise compute
+    weight gradients too) and, with ``channels_last``, NHWC weights; both restored on exit."""
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    was_cl = bool(convs) and convs[0].weight.is_contiguous(memory_format=torch.channels_last) \
+        and not convs[0].weight.is_contiguous()
+    for p, _ in flags:
+        p.requires_grad_(False)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    try:
+        yield
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
+        if channels_last and not was_cl:
+            model.to(memory_format=torch.contiguous_format)
 
 
 def evaluate(
@@ -135,9 +181,18 @@ def evaluate(
     individual: bool = True,
     aa_options: dict | None = None,
     max_iterations: int | None = None,
+    attack_batch_size: int | None = None,
+    channels_last: bool | None = None,
 ) -> dict:
     """Clean and robust accuracy of ``model`` on (x, y) under ``attacks`` (names of mixacm.attacks.ATTACKS or
     pgd-K / cw-K), l-inf radius ``eps``; a JSON-able dict (schema in the module's SCHEMA / the closing report).
+
+    batch_size: the logical block: the unit of the attacks' seeds and of the per-batch state in ``state_dir``
+    (recorded). attack_batch_size: images per physical batch of the FGSM/PGD/CW attacks, consecutive logical blocks
+    merged (None: ``default_attack_batch``, the logical block on CPU, 1024 on CUDA); AutoAttack runs one logical block
+    at a time (its own seeding depends on the batch). channels_last: NHWC weights and inputs during the evaluation
+    (None: on CUDA only). Neither changes a result. The model's parameters are frozen during the evaluation and
+    their requires_grad flags restored after.
 
     aa_options: extra keywords for mixacm.autoattack_runner.run_autoattack (e.g. square_queries for tests).
     max_iterations: cap on every attack's iterations (PGD/CW steps, APGD/FAB iterations, Square queries; one target
@@ -172,12 +227,17 @@ def evaluate(
         raise ValueError(range_check["detail"])
     checks.append(range_check)
     checks.append(selfcheck.check_eval_mode(model))
+    if attack_batch_size is not None and attack_batch_size < 1:
+        raise ValueError(f"attack_batch_size={attack_batch_size} must be >= 1 (or None for the device's default)")
+    physical = default_attack_batch(device, batch_size) if attack_batch_size is None else attack_batch_size
+    nhwc = device.type == "cuda" if channels_last is None else bool(channels_last)
     modes = {m: m.training for m in model.modules()}
     model.eval()
     try:
-        result = _run(model, x, y, idx, specs, eps=eps, seed=seed, batch_size=batch_size, device=device,
-                      progress=progress, state_dir=state_dir, individual=individual, aa_options=aa_options,
-                      checks=checks)
+        with _attack_setup(model, nhwc):
+            result = _run(model, x, y, idx, specs, eps=eps, seed=seed, batch_size=batch_size, device=device,
+                          progress=progress, state_dir=state_dir, individual=individual, aa_options=aa_options,
+                          checks=checks, attack_batch_size=physical, channels_last=nhwc)
     finally:
         for m, mode in modes.items():
             m.train(mode)
@@ -188,22 +248,26 @@ def evaluate(
 
 
 def _run(model, x, y, idx, specs, *, eps, seed, batch_size, device, progress, state_dir, individual, aa_options,
-         checks) -> dict:
+         checks, attack_batch_size, channels_last) -> dict:
     n_eval = len(x)
     starts = list(range(0, n_eval, batch_size))
+
+    def on_device(t: Tensor) -> Tensor:
+        t = t.to(device)
+        return t.contiguous(memory_format=torch.channels_last) if channels_last and t.dim() == 4 else t
 
     # clean pass: (N,) correctness; first-batch checks of the model's outputs and gradients
     correct = torch.zeros(n_eval, dtype=torch.bool)
     with torch.no_grad():
         for s in starts:
-            logits = model(x[s:s + batch_size].to(device))
+            logits = model(on_device(x[s:s + batch_size]))
             if s == 0:
                 if logits.dim() != 2 or int(y.max()) >= logits.shape[1]:
                     raise ValueError(f"model outputs shape {tuple(logits.shape)} but labels go up to {int(y.max())}: "
                                      "checkpoint and data do not match (wrong num_classes or dataset?)")
                 checks.append(selfcheck.check_logits(logits.cpu()))
             correct[s:s + batch_size] = (logits.argmax(1).cpu() == y[s:s + batch_size])
-    xb, yb = x[:batch_size].to(device), y[:batch_size].to(device)
+    xb, yb = on_device(x[:batch_size]), y[:batch_size].to(device)
     checks.append(selfcheck.check_deterministic(model, xb))
     checks.append(selfcheck.check_expects_normalised(model, xb, yb))
     checks.append(selfcheck.check_zero_gradients(model, xb[:64], yb[:64]))
@@ -224,26 +288,50 @@ def _run(model, x, y, idx, specs, *, eps, seed, batch_size, device, progress, st
     for spec in specs:
         robust = torch.zeros(n_eval, dtype=torch.bool)
         stats, seconds, resumed = [], 0.0, 0
-        for b, s in enumerate(starts):
-            sl = slice(s, min(s + batch_size, n_eval))
+        slices = [slice(s, min(s + batch_size, n_eval)) for s in starts]
+        records: dict[int, dict] = {}
+        for b in range(len(starts)):
             record = state.load(spec.name, b)
-            if record is None:
-                t = time.time()
-                todo = (worst if not individual else correct)[sl]  # (B,) which points of the batch to attack
-                rob = torch.zeros(sl.stop - sl.start, dtype=torch.bool)
-                batch_stats, flags = selfcheck.adversarial_stats(x[sl][:0], x[sl][:0]), []
-                if todo.any():
-                    xs, ys = x[sl][todo].to(device), y[sl][todo].to(device)
-                    x_adv, flags = _attack_batch(spec, model, xs, ys, eps=eps, device=device, aa_options=aa_options,
-                                                 seed=derived_seed(seed, spec.name, b))
-                    with torch.no_grad():
-                        rob[todo] = (model(x_adv).argmax(1) == ys).cpu()
-                    batch_stats = selfcheck.adversarial_stats(xs.cpu(), x_adv.cpu())
-                record = {"robust": rob.int().tolist(), "stats": batch_stats, "flags": flags,
-                          "seconds": time.time() - t}
-                state.save(spec.name, b, record)
-            else:
+            if record is not None:
+                records[b] = record
                 resumed += 1
+        todo_of = {b: (worst if not individual else correct)[sl] for b, sl in enumerate(slices) if b not in records}
+        sizes = {b: int(t.sum()) for b, t in todo_of.items()}  # points of each block to attack
+        for chunk in _chunks(sorted(todo_of), sizes, attack_batch_size, merge=spec.kind != "aa"):
+            t = time.time()
+            live = [b for b in chunk if sizes[b] > 0]
+            adv: dict[int, tuple[Tensor, Tensor]] = {}  # block -> (robust mask of its todo points, x_adv on CPU)
+            flags: list[str] = []
+            if live:
+                xs = on_device(torch.cat([x[slices[b]][todo_of[b]] for b in live]))
+                ys = torch.cat([y[slices[b]][todo_of[b]] for b in live]).to(device)
+                if len(live) == 1:  # one logical block (always on the CPU by default; AutoAttack everywhere)
+                    x_adv, flags = _attack_batch(spec, model, xs, ys, eps=eps, device=device, aa_options=aa_options,
+                                                 seed=derived_seed(seed, spec.name, live[0]))
+                else:  # several blocks in one physical batch: each block's random starts from its own seed
+                    noise = BlockNoise([torch.Generator().manual_seed(derived_seed(seed, spec.name, b)) for b in live],
+                                       [sizes[b] for b in live])
+                    x_adv = run_white_box(spec, model, xs, ys, eps=eps, noise=noise)
+                with torch.no_grad():
+                    hit = (model(on_device(x_adv)).argmax(1) == ys).cpu()
+                x_adv, at = x_adv.cpu(), 0
+                for b in live:
+                    adv[b] = (hit[at:at + sizes[b]], x_adv[at:at + sizes[b]])
+                    at += sizes[b]
+            elapsed, n_live = time.time() - t, max(1, sum(sizes[b] for b in live))
+            for b in chunk:
+                sl, todo = slices[b], todo_of[b]
+                rob = torch.zeros(sl.stop - sl.start, dtype=torch.bool)
+                batch_stats = selfcheck.adversarial_stats(x[sl][:0], x[sl][:0])
+                if b in adv:
+                    rob[todo] = adv[b][0]
+                    batch_stats = selfcheck.adversarial_stats(x[sl][todo], adv[b][1])
+                # a batch's time split over its blocks by their points (one block: its own time, as before)
+                records[b] = {"robust": rob.int().tolist(), "stats": batch_stats, "flags": flags if b in adv else [],
+                              "seconds": elapsed * sizes[b] / n_live if len(chunk) > 1 else elapsed}
+                state.save(spec.name, b, records[b])
+        for b, sl in enumerate(slices):
+            record = records[b]
             robust[sl] = torch.tensor(record["robust"], dtype=torch.bool)
             stats.append(record["stats"])
             aa_flags += record["flags"]
@@ -280,6 +368,7 @@ def _run(model, x, y, idx, specs, *, eps, seed, batch_size, device, progress, st
         "seed": seed,
         "n_eval": n_eval,
         "indices": idx.tolist(),
+        "indices_sha256": manifest["indices_sha256"],  # = mixacm.masks.indices_sha256(indices): pairs masks
         "model_sha256": manifest["model_sha256"],
         "clean": {"accuracy": float(correct.float().mean()), "correct": int(correct.sum()),
                   "correct_mask": correct.int().tolist()},
@@ -287,6 +376,9 @@ def _run(model, x, y, idx, specs, *, eps, seed, batch_size, device, progress, st
         "worst_case": {"robust_accuracy": float(worst.float().mean()), "robust": int(worst.sum()),
                        "attacks": [s.name for s in specs], "robust_mask": worst.int().tolist()},
         "self_checks": checks,
+        # how, not what: neither changes a result (random starts are drawn per logical block of batch_size)
+        "runtime": {"attack_batch_size": attack_batch_size, "channels_last": channels_last,
+                    "parameters_frozen": True},
         "warnings": [c["detail"] for c in checks if c["status"] == selfcheck.FLAG],
         "versions": _versions(),
     }
@@ -303,8 +395,10 @@ def _sha256_file(path: str | os.PathLike) -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="mixacm evaluate", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-                                description="attack a checkpoint (l-inf)")
+    from mixacm.cli_parsers import parser
+
+    p = parser("mixacm evaluate", "Attack a checkpoint (l-inf): clean accuracy, each attack, the per-image worst "
+                                  "case, self-checks.")
     p.add_argument("checkpoint", help="a .pt checkpoint of this package or a run dir (its selected checkpoint)")
     p.add_argument("--data", required=True, help="dataset name of mixacm.data (e.g. cifar10-jpeg, digits)")
     p.add_argument("--data-root", default=None, help="data directory (default: the data set's own default)")
@@ -313,7 +407,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--eps", default="8/255", help="l-inf radius, e.g. 8/255")
     p.add_argument("--n", type=int, default=None, help="seeded subset size (default: whole test set)")
     p.add_argument("--seed", type=int, default=0, help="seed of the test subset and the attacks' starts")
-    p.add_argument("--batch-size", type=int, default=128, help="images per attack batch")
+    p.add_argument("--batch-size", type=int, default=128,
+                   help="images per logical block (the unit of the attacks' seeds and of --state-dir)")
+    p.add_argument("--attack-batch-size", type=int, default=None,
+                   help="images per physical attack batch (default: the logical block on CPU, 1024 on CUDA); "
+                        "results do not depend on it")
     p.add_argument("--device", default=None, help="cpu or cuda (default: where the model is)")
     p.add_argument("--state-dir", default=None, help="persist per-batch results here; a rerun resumes")
     p.add_argument("--cascade", action="store_true", help="attack only points still robust (cumulative numbers)")
@@ -383,7 +481,7 @@ def main(argv: list[str] | None = None) -> int:
                         f"{in_ch.shape[0]}; evaluate on the data set it was trained on")
         res = evaluate(model, x, y, attacks=attacks, eps=eps, n=args.n, seed=args.seed, batch_size=args.batch_size,
                        device=args.device, progress=not args.no_progress, state_dir=args.state_dir,
-                       individual=not args.cascade)
+                       individual=not args.cascade, attack_batch_size=args.attack_batch_size)
     except (ValueError, CheckpointError, TeacherError, OutputPathError) as e:
         return fail(str(e).splitlines()[0])
     res["checkpoint"] = {"path": str(args.checkpoint), "file": str(ckpt_file), "sha256": ckpt_sha}

@@ -112,8 +112,10 @@ def acm_loss(feats_t: Sequence[Tensor], feats_s: Sequence[Tensor], *, blocks: Se
     d = squared L2 distance summed over channels (reduction="sum", the paper's formula) or averaged over
     channels (reduction="mean"). Per block the distance lies in [0, 4] ("sum"); 0 iff the maps are
     positively proportional.
-    # The paper does not say sum or mean; alpha_acm = 5000 only fits one of them. Default "sum"
-    # (the formula as written) is provisional; the trainer settles it by experiment.
+    The default "sum" is the paper's formula as written, for direct calls of this pure function. The trainer's
+    default is "mean" (``TrainConfig.acm_reduction``): the paper does not say which, and its alpha_acm = 5000 fits
+    only "mean" ("sum" makes the ACM term ~10^3 times the CE and the student stays at chance); the trainer always
+    passes its config's value (``mixacm.steps.feature_term``).
 
     reference_channels (with reduction="mean"): block i's distance is summed over channels and divided by
     reference_channels[i] instead of its own width C_i, i.e. the "mean" of the reference architecture. A weight

@@ -1,17 +1,21 @@
 """One training step per method: the paper's MixACM objective, its ablations, and the baselines it is compared with.
 
-Every step function has the signature ``step(ctx, x, y) -> StepOutput`` and returns the scalar loss to minimise
-plus the *unweighted* loss terms (detached) for logging; a switched-off term is logged as exactly 0.
+Every step function has the signature ``step(ctx, x, y) -> StepOutput`` (types in mixacm.steps) and returns the
+scalar loss to minimise plus the *unweighted* loss terms (detached) for logging; a switched-off term is logged as
+exactly 0.
 The teacher is a ``FrozenTeacher`` (mixacm.teachers): always eval, no parameter gradients, forward under no_grad.
 
     natural  CE on clean inputs.
-    pgd_at   CE on PGD-7 inputs (eps 8/255, step 2/255; Madry et al.; Supp. A.1 "Adversarial Training").
+    pgd_at   CE on PGD-7 inputs (eps 8/255, step 2/255; Madry et al.; Supp. A.1 "Adversarial Training"), crafted in
+             eval-mode BatchNorm (``attack_bn="train"``: Madry et al.'s and Rice et al.'s train mode).
     fast_at  CE on FGSM inputs with a uniform random start and step 1.25*eps (Wong et al. 2020, "Fast is better
              than free"); used here for quick robust teachers.
     kd       "RKD" of Tables 1/3: (1-a)*CE + a*gamma^2 KL(teacher_gamma || student_gamma) on clean inputs, no ACM,
              no mixup (= Table 6 "Only KD").
     ard      Goldblum et al. 2020: (1-a)*CE(student(x), y) + a*gamma^2 KL(teacher_gamma(x) || student_gamma(x_adv)),
-             x_adv = PGD on the student's CE (same attack as pgd_at).
+             the KL averaged over batch and classes (ARD code), x_adv = PGD on the student's CE from x + U(-eps, eps)
+             (not clamped, ARD code); forwards x_adv, then x (without gradients when a = 1: it only moves the
+             BatchNorm statistics, as ARD's code does).
     mixacm   Sec. 5.4: (1-a_kld)*L_mix + a_kld*L_kld + a_acm*L_acm on ONE mixup batch seen by teacher and student;
              switches use_kd / use_mixup / use_acm / use_ce, blocks, transform, feature_loss ("direct" = Table 8).
              Without KD the KL weight is 0 and the mixup CE gets weight 1 (Supp. Fig. 7b: "without soft labels
@@ -21,8 +25,6 @@ The teacher is a ``FrozenTeacher`` (mixacm.teachers): always eval, no parameter 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -31,59 +33,7 @@ from torch import Tensor, nn
 from . import baselines as _b
 from .attacks import fgsm, pgd_linf
 from .config import TrainConfig
-
-
-class WithFeatures(nn.Module):
-    """``student(x)`` -> logits and ``student(x, features=True)`` -> (logits, feats) through ``forward``, so that a
-    DistributedDataParallel wrapper sees every forward pass (DDP only syncs gradients of calls to ``forward``).
-
-    With ``distill`` (the learned pieces of the feature loss: "affine" maps of Table 9, "adapters" of Table 8) and
-    ``cfg``, ``student(x, teacher_feats=feats_t)`` -> (logits, feature term): the term is computed inside this
-    forward, so one DDP wrapper around this module holds and synchronises the student AND the distillation modules.
-    """
-
-    def __init__(self, model: nn.Module, feature_point: str | None = None, *, distill: nn.ModuleDict | None = None,
-                 cfg: TrainConfig | None = None):
-        super().__init__()
-        self.model = model
-        self.feature_point = feature_point
-        self.distill = distill if distill is not None else nn.ModuleDict()
-        self.cfg = cfg
-
-    def forward(self, x: Tensor, features: bool = False, teacher_feats: list[Tensor] | None = None):
-        if teacher_feats is not None:
-            if self.cfg is None:
-                raise ValueError("WithFeatures(..., cfg=...) is needed to compute the feature term in forward")
-            logits, feats = self.model.forward_features(x, feature_point=self.feature_point)
-            d = self.distill
-            return logits, feature_term(self.cfg, teacher_feats, feats, affine=d["affine"] if "affine" in d else None,
-                                        adapters=d["adapters"] if "adapters" in d else None)
-        if features:
-            return self.model.forward_features(x, feature_point=self.feature_point)
-        return self.model(x)
-
-
-@dataclass
-class StepContext:
-    cfg: TrainConfig
-    student: nn.Module                    # WithFeatures (possibly DDP-wrapped); train mode
-    student_module: nn.Module             # the raw model, used by attacks (no DDP hooks, no param grads)
-    teacher: nn.Module | None = None      # FrozenTeacher
-    generator: torch.Generator | None = None
-    affine: nn.ModuleList | None = None   # learned maps for the affine transforms of Table 9
-    adapters: nn.ModuleList | None = None  # 1x1 convs for direct feature L2 when widths differ (Table 8)
-    distributed: bool = False
-    feature_term_in_forward: bool = False  # student is WithFeatures(distill=..., cfg=...): term from its forward
-    epoch: int = 0                        # 0-based epoch, set by the trainer (AWP's warm-up)
-    extras: dict = field(default_factory=dict)  # state a method carries across steps (Free-AT's perturbation)
-
-
-@dataclass
-class StepOutput:
-    loss: Tensor                # scalar to backpropagate
-    terms: dict[str, Tensor]    # unweighted terms, detached, for logging / divergence checks
-    logits: Tensor              # student logits on the inputs it was trained on (train accuracy)
-    post_step: Callable[[], None] | None = None  # run by the trainer right after the optimiser step (AWP, Free-AT)
+from .steps import StepContext, StepFn, StepOutput, feature_term
 
 
 @contextlib.contextmanager
@@ -109,12 +59,16 @@ def natural_step(ctx: StepContext, x: Tensor, y: Tensor) -> StepOutput:
 
 def pgd_at_step(ctx: StepContext, x: Tensor, y: Tensor) -> StepOutput:
     c = ctx.cfg
-    with _eval_mode(ctx.student_module) as m:
+    with _b.craft_mode(ctx.student_module, c.attack_bn) as m:
         x_adv = pgd_linf(m, x, y, eps=c.eps, step_size=c.attack_step, steps=c.attack_steps, random_start=True,
                          generator=ctx.generator)
+    if c.bn_logging_passes:  # Rice et al.'s attack ends with a forward for its loss on x_adv
+        _b.bn_pass(ctx.student_module, x_adv)
     logits = ctx.student(x_adv)
     ce = F.cross_entropy(logits, y)
-    return StepOutput(ce, {"ce": ce.detach()}, logits)
+    # Rice et al.'s loop: a forward of the clean batch after the optimiser step, for its accuracy log
+    after = (lambda: _b.bn_pass(ctx.student_module, x)) if c.bn_logging_passes else None
+    return StepOutput(ce, {"ce": ce.detach()}, logits, post_step=after)
 
 
 def fast_at_step(ctx: StepContext, x: Tensor, y: Tensor) -> StepOutput:
@@ -133,22 +87,17 @@ def _losses():
     return losses
 
 
-def feature_term(c: TrainConfig, feats_t: list[Tensor], feats_s: list[Tensor], *, affine: nn.ModuleList | None = None,
-                 adapters: nn.ModuleList | None = None) -> Tensor:
-    L = _losses()
-    blocks = c.blocks  # 1-based, as in Table 7 (mixacm.losses uses the same convention)
-    if c.feature_loss == "direct":
-        return L.direct_feature_loss(feats_t, feats_s, blocks=blocks, adapters=adapters)
-    ref = None
-    if c.alpha_acm_reference is not None:
-        from .models import feature_channels_of
-        ref = feature_channels_of(c.alpha_acm_reference)
-    return L.acm_loss(feats_t, feats_s, blocks=blocks, transform=c.transform, reduction=c.acm_reduction,
-                      mapping=c.mapping, affine=affine, reference_channels=ref)
-
-
 def _feature_term(ctx: StepContext, feats_t: list[Tensor], feats_s: list[Tensor]) -> Tensor:
     return feature_term(ctx.cfg, feats_t, feats_s, affine=ctx.affine, adapters=ctx.adapters)
+
+
+def objective_weights(cfg: TrainConfig, *, use_kd: bool, use_ce: bool, use_acm: bool) -> dict[str, float]:
+    """Weights of the terms of Sec. 5.4's objective (1 - a_kld) L_mix + a_kld L_kld + a_acm L_acm, keyed by the
+    logged term names ("mix", "kld", cfg.feature_loss), with the switches applied: without KD the KL weight is 0 and
+    the mixup CE gets weight 1; a switched-off term weighs 0. The one definition: ``distill_objective`` builds its
+    loss with it and ``term_weights`` reports it."""
+    w_kld = cfg.alpha_kld if use_kd else 0.0
+    return {"mix": (1.0 - w_kld) if use_ce else 0.0, "kld": w_kld, cfg.feature_loss: cfg.alpha_acm if use_acm else 0.0}
 
 
 def distill_objective(ctx: StepContext, x: Tensor, y: Tensor, *, use_kd: bool, use_mixup: bool, use_acm: bool,
@@ -162,7 +111,7 @@ def distill_objective(ctx: StepContext, x: Tensor, y: Tensor, *, use_kd: bool, u
                          f"run dir or config:PATH)")
     x_mix, y_a, y_b, lam = mix_batch(x, y, c.mixup_alpha if use_mixup else 0.0, generator=ctx.generator)
     if use_acm:
-        t_logits, t_feats = ctx.teacher.forward_features(x_mix)  # frozen: eval, no_grad
+        t_logits, t_feats = ctx.teacher.forward_intermediates(x_mix)  # frozen: eval, no_grad
         if ctx.feature_term_in_forward:  # learned maps live in the (DDP-wrapped) student module
             s_logits, l_acm = ctx.student(x_mix, teacher_feats=t_feats)
         else:
@@ -174,9 +123,8 @@ def distill_objective(ctx: StepContext, x: Tensor, y: Tensor, *, use_kd: bool, u
         l_acm = _zero(s_logits)
     l_mix = L.mixup_ce(s_logits, y_a, y_b, lam) if use_ce else _zero(s_logits)
     l_kld = L.kd_loss(s_logits, t_logits, temperature=c.temperature) if use_kd else _zero(s_logits)
-    w_kld = c.alpha_kld if use_kd else 0.0
-    w_mix = (1.0 - w_kld) if use_ce else 0.0
-    loss = w_mix * l_mix + w_kld * l_kld + c.alpha_acm * l_acm
+    w = objective_weights(c, use_kd=use_kd, use_ce=use_ce, use_acm=use_acm)
+    loss = w["mix"] * l_mix + w["kld"] * l_kld + w[c.feature_loss] * l_acm
     terms = {"mix": l_mix.detach(), "kld": l_kld.detach(), c.feature_loss: l_acm.detach()}
     return StepOutput(loss, terms, s_logits)
 
@@ -192,30 +140,22 @@ def kd_step(ctx: StepContext, x: Tensor, y: Tensor) -> StepOutput:
 
 
 def ard_step(ctx: StepContext, x: Tensor, y: Tensor) -> StepOutput:
-    c, L = ctx.cfg, _losses()
+    c = ctx.cfg
     if ctx.teacher is None:
         raise ValueError("method 'ard' needs a teacher; set teacher=...")
-    with _eval_mode(ctx.student_module) as m:
-        x_adv = pgd_linf(m, x, y, eps=c.eps, step_size=c.attack_step, steps=c.attack_steps, random_start=True,
-                         generator=ctx.generator)
+    with _b.craft_mode(ctx.student_module, c.attack_bn) as m:
+        x_adv = _b.friendly_pgd(m, x, y, eps=c.eps, step_size=c.attack_step, max_steps=c.attack_steps, tau=None,
+                                generator=ctx.generator, start="uniform", clamp_start=False)
     t_logits = ctx.teacher(x)  # teacher on CLEAN inputs (ARD)
-    w_kld = c.alpha_kld
-    if w_kld < 1.0:
-        if ctx.distributed:  # DDP allows one forward per backward: one pass over [x; x_adv]
-            both = ctx.student(torch.cat([x, x_adv]))
-            s_nat, s_adv = both[: len(x)], both[len(x):]
-        else:
-            s_nat, s_adv = ctx.student(x), ctx.student(x_adv)
-        ce = F.cross_entropy(s_nat, y)
-    else:  # ARD's CIFAR setting alpha = 1: the clean CE has weight 0, skip its forward pass
+    if c.alpha_kld < 1.0:
+        s_adv, s_nat = ctx.student(x_adv, x)
+    else:  # ARD's CIFAR setting alpha = 1: the clean CE has weight 0; its forward still moves BatchNorm statistics
         s_adv = ctx.student(x_adv)
-        ce = _zero(s_adv)
-    kld = L.kd_loss(s_adv, t_logits, temperature=c.temperature)
-    loss = (1.0 - w_kld) * ce + w_kld * kld
+        with torch.no_grad():
+            s_nat = ctx.student_module(x)
+    loss, ce, kld = _b.ard_loss(s_adv, s_nat, t_logits, y, c.alpha_kld, c.temperature)
     return StepOutput(loss, {"ce": ce.detach(), "kld": kld.detach()}, s_adv)
 
-
-StepFn = Callable[[StepContext, Tensor, Tensor], StepOutput]
 
 METHODS: dict[str, StepFn] = {
     "natural": natural_step,
@@ -237,9 +177,7 @@ def term_weights(cfg: TrainConfig) -> dict[str, float]:
     """Weight of each logged term in the loss (Sec. 5.4 for MixACM); {} where terms are not a weighted sum."""
     if cfg.method != "mixacm":
         return {}
-    w_kld = cfg.alpha_kld if cfg.use_kd else 0.0
-    return {"mix": (1.0 - w_kld) if cfg.use_ce else 0.0, "kld": w_kld,
-            cfg.feature_loss: cfg.alpha_acm if cfg.use_acm else 0.0}
+    return objective_weights(cfg, use_kd=cfg.use_kd, use_ce=cfg.use_ce, use_acm=cfg.use_acm)
 
 
 def uses_kd(cfg: TrainConfig) -> bool:
@@ -254,5 +192,5 @@ def check_method(cfg: TrainConfig) -> None:
         raise ValueError("mixacm with use_kd, use_acm and use_ce all false has no loss; switch one on")
 
 
-__all__ = ["METHODS", "NEEDS_TEACHER", "StepContext", "StepOutput", "WithFeatures", "natural_step", "pgd_at_step",
-           "fast_at_step", "kd_step", "ard_step", "mixacm_step", "distill_objective", "uses_kd", "check_method"]
+__all__ = ["METHODS", "NEEDS_TEACHER", "natural_step", "pgd_at_step", "fast_at_step", "kd_step", "ard_step",
+           "mixacm_step", "distill_objective", "objective_weights", "term_weights", "uses_kd", "check_method"]

@@ -43,12 +43,39 @@ ENV_PATHS = ("MIXACM_CIFAR10_JPEG", "MIXACM_IMAGENET", "MIXACM_DATA_ROOT", "MIXA
              "MIXACM_TEACHER_CIFAR100_WRN28_10", "MIXACM_TEACHER_IMAGENET32_WRN28_10")
 
 
+# ---- the CIFAR-10 JPEG copy (data set "cifar10-jpeg"): where it is looked for, the one definition
+CIFAR10_JPEG_ENV = "MIXACM_CIFAR10_JPEG"
+
+
+def default_cifar10_jpeg_candidates() -> list[Path]:
+    """Where the copy is looked for without a root or $MIXACM_CIFAR10_JPEG: ../shared/data/cifar10-jpeg beside the
+    checkout, then beside the working directory."""
+    repo = Path(__file__).resolve().parents[1]
+    return [repo.parent / "shared" / "data" / "cifar10-jpeg", Path.cwd().parent / "shared" / "data" / "cifar10-jpeg"]
+
+
+def resolve_cifar10_jpeg_root(root=None) -> Path:
+    """root argument > $MIXACM_CIFAR10_JPEG > ../shared/data/cifar10-jpeg; the first candidate holding a train/ or
+    test/ folder; FileNotFoundError naming every place looked in and the fix when none does."""
+    if root is not None:
+        tried = [Path(root)]
+    elif os.environ.get(CIFAR10_JPEG_ENV):
+        tried = [Path(os.environ[CIFAR10_JPEG_ENV])]
+    else:
+        tried = default_cifar10_jpeg_candidates()
+    for p in tried:
+        if (p / "train").is_dir() or (p / "test").is_dir():
+            return p
+    raise FileNotFoundError(
+        f"CIFAR-10 JPEG copy not found; looked in {', '.join(str(p) for p in tried)}; "
+        f"set {CIFAR10_JPEG_ENV}=/path/to/cifar10-jpeg (with train/ and test/ class folders) or pass root=")
+
+
 def _env_roots() -> list[tuple[str, Path]]:
     roots = [(v, Path(os.environ[v]).resolve()) for v in ENV_PATHS if os.environ.get(v)]
-    # the default place of the CIFAR-10 JPEG copy (mixacm.data): ../shared/data/cifar10-jpeg beside the checkout
-    default = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cifar10-jpeg"
-    if not any(v == "MIXACM_CIFAR10_JPEG" for v, _ in roots):
-        roots.append(("MIXACM_CIFAR10_JPEG", default.resolve()))
+    # the default place of the CIFAR-10 JPEG copy: the first of default_cifar10_jpeg_candidates (beside the checkout)
+    if not any(v == CIFAR10_JPEG_ENV for v, _ in roots):
+        roots.append((CIFAR10_JPEG_ENV, default_cifar10_jpeg_candidates()[0].resolve()))
     return roots
 
 
@@ -77,4 +104,5 @@ def portable(obj, base: str | Path | None = None):
     return obj
 
 
-__all__ += ["ENV_PATHS", "portable"]
+__all__ += ["ENV_PATHS", "portable", "CIFAR10_JPEG_ENV", "default_cifar10_jpeg_candidates",
+            "resolve_cifar10_jpeg_root"]

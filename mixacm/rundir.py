@@ -66,10 +66,13 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 
 def config_differences(recorded: dict[str, Any], cfg: TrainConfig, allowed: frozenset[str] = RESUME_SAFE
                        ) -> list[str]:
-    """Keys whose value differs between a recorded config and cfg, except the keys a resume may change."""
+    """Keys whose value differs between a recorded config and cfg, except the keys a resume may change. A key the
+    recorded config lacks was added after it was written: that run behaved as the key's default, so it differs only
+    when cfg's value is not the default."""
     now = to_dict(cfg)
+    defaults = to_dict(TrainConfig())  # each field's default, as config.json stores it
     keys = sorted(set(recorded) | set(now))
-    return [k for k in keys if k not in allowed and recorded.get(k) != now.get(k)]
+    return [k for k in keys if k not in allowed and recorded.get(k, defaults.get(k)) != now.get(k)]
 
 
 def prepare(run_dir: str | Path, cfg: TrainConfig, *, resume: bool, extend: bool = False, lock: bool = True

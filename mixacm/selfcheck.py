@@ -1,6 +1,6 @@
 """Self-checks run on every evaluation: each returns a JSON-able dict {name, status: ok|flag|skipped, detail, ...}.
 
-What they catch (issue 4): a model left in train mode, probabilities instead of logits, inputs outside [0,1] or a
+What they catch: a model left in train mode, probabilities instead of logits, inputs outside [0,1] or a
 model that expects normalised inputs, adversarial inputs outside the eps-ball / [0,1] / NaN, PGD getting *weaker* with
 more steps, gradient masking (zero input gradients, Square or FGSM beating the iterative white-box attacks; Athalye
 et al. 2018, Croce & Hein 2020), and the AutoAttack package's own flags.
@@ -66,12 +66,19 @@ def check_expects_normalised(model: nn.Module, x: Tensor, y: Tensor, margin: flo
     expects normalised inputs and the [0,1] evaluation is wrong."""
     mean = x.mean(dim=(0, 2, 3), keepdim=True)
     std = x.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-6)
-    acc_raw = float((model(x).argmax(1) == y).float().mean())
+    logits = model(x)
+    acc_raw = float((logits.argmax(1) == y).float().mean())
     acc_norm = float((model((x - mean) / std).argmax(1) == y).float().mean())
     flagged = acc_norm > acc_raw + margin
+    chance = 1.0 / logits.shape[1]
+    if flagged and acc_raw <= chance + 0.1:  # a collapsed model scores at random on either input: not a wrapping fault
+        advice = (f"the model is near chance ({chance:.2f}) on [0,1] inputs, where a collapsed or untrained model can "
+                  "score higher on standardised inputs by luck: check its training first (summary.json warnings); only "
+                  "if it was trained on normalised inputs, put the normalisation inside it")
+    else:
+        advice = "the model seems to expect normalised inputs; wrap it so normalisation happens inside (inputs stay in [0,1])"
     return _check("model_takes_unit_range", flagged,
-                  f"accuracy {acc_raw:.3f} on [0,1] inputs but {acc_norm:.3f} on standardised inputs: the model seems "
-                  "to expect normalised inputs; wrap it so normalisation happens inside (inputs stay in [0,1])"
+                  f"accuracy {acc_raw:.3f} on [0,1] inputs but {acc_norm:.3f} on standardised inputs: {advice}"
                   if flagged else f"accuracy {acc_raw:.3f} on [0,1] inputs vs {acc_norm:.3f} standardised",
                   acc_unit_range=acc_raw, acc_standardised=acc_norm)
 

@@ -12,7 +12,8 @@ Teacher specs (``TrainConfig.teacher``):
                            (needs ``teacher_model``); always loaded with ``weights_only=True`` (no code runs).
     PATH.safetensors       a raw state dict in safetensors format (needs ``teacher_model``).
     RUN_DIR                a run directory of ``mixacm train``: its selected checkpoint.
-    "config:PATH.toml"     a teacher trained by this package from that config (trained once, then reused).
+    "config:PATH.toml"     a teacher trained by this package from that config: ``mixacm train`` trains it once into
+                           ``cache_dir/STEM-DIGEST`` (config_teacher says where), and it is loaded from there.
 
 The accuracy gate measures the teacher's clean accuracy on held-out examples and refuses a teacher far below
 its expected value (RobustBench once served a model at chance accuracy).
@@ -24,12 +25,16 @@ import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
 
 from .checkpoint import CheckpointError, is_package_checkpoint, load_checkpoint, load_state_strict
 from .models.common import CIFAR10_MEAN, CIFAR10_STD, CIFAR100_MEAN, CIFAR100_STD, IMAGENET_MEAN, IMAGENET_STD
+
+if TYPE_CHECKING:
+    from .config import TrainConfig
 
 
 class TeacherError(ValueError):
@@ -93,7 +98,9 @@ class FrozenTeacher(nn.Module):
         self.feature_point = feature_point
         self.name = name
         self.num_classes = num_classes
-        self.feature_channels = tuple(getattr(model, "feature_channels", ()))
+        # the model's blocks (mixacm.models' contract), module names as seen from here: the model is ``self.model``
+        self.feature_info = [{**f, "module": f"model.{f['module']}"} if "module" in f else dict(f)
+                             for f in getattr(model, "feature_info", [])]
         super().train(False)
 
     def train(self, mode: bool = True) -> FrozenTeacher:  # noqa: ARG002 - frozen by construction
@@ -104,8 +111,9 @@ class FrozenTeacher(nn.Module):
         return self.model(x)
 
     @torch.no_grad()
-    def forward_features(self, x: Tensor) -> tuple[Tensor, list[Tensor]]:
-        return self.model.forward_features(x, feature_point=self.feature_point)
+    def forward_intermediates(self, x: Tensor) -> tuple[Tensor, list[Tensor]]:
+        """(logits, block features) at the teacher's feature point (``mixacm.models``' contract)."""
+        return self.model.forward_intermediates(x, feature_point=self.feature_point)
 
 
 def freeze(model: nn.Module) -> nn.Module:
@@ -138,10 +146,15 @@ def _state_dict_of(payload: object, source: str) -> dict[str, Tensor]:
 def load_package_model(payload: dict, source: str = "checkpoint", model: nn.Module | None = None) -> nn.Module:
     """Rebuild the architecture stored in a checkpoint of this package and load its weights (eval mode)."""
     from .models import build_model
+    from .normalization import model_stats
     name = payload["model"]
     if model is None:
-        model = build_model(name, num_classes=int(payload["num_classes"]), in_channels=int(payload["in_channels"]),
-                            feature_point=payload.get("feature_point", "pre"))
+        # the statistics the trainer built the model with (its data set's): they are in the state dict of most
+        # models, but not of those that keep them out of it (gowal-wrn-*, RobustBench's layout)
+        in_channels = int(payload["in_channels"])
+        dataset = (payload.get("config") or {}).get("dataset")
+        model = build_model(name, num_classes=int(payload["num_classes"]), in_channels=in_channels,
+                            feature_point=payload.get("feature_point", "pre"), **model_stats(dataset, in_channels))
     load_state_strict(model, payload["model_state"], source=source, expected=name)
     return model.eval()
 
@@ -278,19 +291,39 @@ def _load_robustbench(name: str, in_channels: int, cache_dir: Path | None) -> tu
     return model.eval(), info
 
 
-def _config_teacher(path: Path, cache_root: Path) -> Path:
-    """Train (once) the teacher described by a config file; return its run directory."""
-    from .config import load_config, to_dict
-    from .train import train
+DEFAULT_TEACHER_CACHE = Path("runs") / "_teachers"  # where config: teachers are trained when no cache_dir is given
 
+
+@dataclass(frozen=True)
+class ConfigTeacher:
+    """A teacher given as ``config:PATH``: its config and the cache run directory it is trained into. Training it is
+    the trainer's job (mixacm.train trains a missing one on first use); this module only finds and loads it."""
+    path: Path       # the config file
+    cfg: TrainConfig
+    run_dir: Path    # cache_root/STEM-DIGEST, DIGEST of the resolved config: another config trains another teacher
+
+    @property
+    def finished(self) -> bool:
+        """Whether its training run has completed (summary.json is written last)."""
+        return (self.run_dir / "summary.json").is_file()
+
+    @property
+    def interrupted(self) -> bool:
+        """Whether an unfinished training run left a checkpoint to resume from."""
+        return not self.finished and (self.run_dir / "last.pt").is_file()
+
+
+def config_teacher(spec: str, cache_root: str | Path | None = None) -> ConfigTeacher:
+    """The teacher a ``config:PATH`` spec describes (its config file must exist); cache_root None -> runs/_teachers."""
+    from .config import load_config, to_dict
+
+    path = Path(spec.removeprefix("config:"))
+    if not path.is_file():
+        raise TeacherError(f"teacher config {str(path)!r} not found; give config:PATH/TO/teacher.toml")
     cfg = load_config(path)
     digest = hashlib.sha256(json.dumps(to_dict(cfg), sort_keys=True).encode()).hexdigest()[:12]
-    run_dir = cache_root / f"{path.stem}-{digest}"
-    if not (run_dir / "summary.json").is_file():
-        print(f"mixacm: training the teacher of {path} into {run_dir} (once; {cfg.epochs} epochs of {cfg.method})",
-              file=sys.stderr, flush=True)
-        train(cfg, run_dir, resume=(run_dir / "last.pt").is_file())
-    return run_dir
+    root = Path(cache_root) if cache_root is not None else DEFAULT_TEACHER_CACHE
+    return ConfigTeacher(path=path, cfg=cfg, run_dir=root / f"{path.stem}-{digest}")
 
 
 def load_teacher_model(spec: str, *, model_name: str | None = None, num_classes: int = 10, in_channels: int = 3,
@@ -303,10 +336,12 @@ def load_teacher_model(spec: str, *, model_name: str | None = None, num_classes:
         model, rb = _load_robustbench(name, in_channels, cache)
         return model, {"source": spec, "num_classes": rb.num_classes, "expected_acc": rb.clean_acc, "arch": rb.arch}
     if spec.startswith("config:"):
-        cfg_path = Path(spec.split(":", 1)[1])
-        if not cfg_path.is_file():
-            raise TeacherError(f"teacher config {str(cfg_path)!r} not found; give config:PATH/TO/teacher.toml")
-        spec = str(_config_teacher(cfg_path, cache or Path("runs") / "_teachers"))
+        teacher = config_teacher(spec, cache)
+        if not teacher.finished:
+            raise TeacherError(f"teacher {spec!r} has not been trained into {str(teacher.run_dir)!r} yet; mixacm train "
+                               f"trains it on first use, or run: mixacm train {teacher.path} --run-dir "
+                               f"{teacher.run_dir}")
+        spec = str(teacher.run_dir)
     path = Path(spec)
     if not path.exists():
         raise TeacherError(f"teacher {spec!r} is neither an existing path nor a known name; use robustbench:NAME "
@@ -369,4 +404,5 @@ def accuracy_gate(model: nn.Module, x: Tensor, y: Tensor, *, expected: float | N
 
 
 __all__ = ["FrozenTeacher", "freeze", "TeacherError", "ROBUSTBENCH_TEACHERS", "RobustBenchTeacher",
-           "load_teacher_model", "load_package_model", "accuracy_gate", "clean_accuracy"]
+           "ConfigTeacher", "config_teacher", "load_teacher_model", "load_package_model", "accuracy_gate",
+           "clean_accuracy"]

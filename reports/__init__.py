@@ -1,1 +1,1 @@
-"""HTML report: the paper's tables beside reproduced results, claims, theory verdicts (issue 5)."""
+"""HTML report: the paper's tables beside reproduced results, claims, theory verdicts."""

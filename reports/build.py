@@ -18,7 +18,6 @@ per-run provenance. Cells without results say "not run" -- never blank, never in
 """
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import sys
@@ -30,97 +29,20 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 
 from verification import claims as claims_mod
 from verification import compare, paper_data, schema
+from verification.results_dir import EVAL_STEM, load_inputs, load_run_files, load_scaling
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 DEFAULT_OUT = Path("reports/out/report.html")
 DEFAULT_THEORY = Path("reports/out/theory.json")
 COLOURS = {"pass": "#1b7f3b", "fail": "#b3261e", "not run": "#6b6b6b", "no paper value": "#6b6b6b",
            "reproduced": "#1b7f3b", "not reproduced": "#b3261e", "inconclusive": "#9a6700", "n/a": "#6b6b6b",
+           "not testable here": "#4a4e69", "not run here": "#6b6b6b",
            "scaled": "#3d5a80", "holds": "#1b7f3b", "fails": "#b3261e", "unclear": "#9a6700",
            "ok": "#1b7f3b", "flag": "#b3261e", "skipped": "#6b6b6b"}
 DATASETS = {"cifar10": "CIFAR-10", "cifar10-jpeg": "CIFAR-10 (JPEG q75 copy)", "cifar100": "CIFAR-100",
             "digits": "digits (scikit-learn 8×8)", "imagenet": "ImageNet"}
 ATTACKS = {"clean": "clean", "autoattack": "AutoAttack", "fgsm": "FGSM", "square": "Square", "apgd-ce": "APGD-CE",
            "apgd-dlr": "APGD-DLR", "fab": "FAB", "step_time_s": "step time"}
-EVAL_STEM = re.compile(r"^(?P<run>.+)-s(?P<seed>\d+)(?P<suffix>(?:-aa)?(?:-eps[\d.]+_255)?)(?P<aside>-n\d+)?$")
-
-
-# ------------------------------------------------------------------------------------------------ loading
-def _input_files(paths: list[str]) -> list[Path]:
-    files: list[Path] = []
-    for p in paths:
-        path = Path(p)
-        if path.is_dir():
-            files += sorted(path.rglob("*.json"))
-        elif path.is_file():
-            files.append(path)
-        else:
-            raise FileNotFoundError(f"--results {p}: no such file or directory")
-    return files
-
-
-def load_inputs(paths: list[str]) -> tuple[list[dict], list[dict], dict]:
-    """-> (results files, records, acm profiles). Invalid results files raise SchemaError naming the file."""
-    results, records, profiles = [], [], {}
-    for f in _input_files(paths):
-        try:
-            obj = json.loads(f.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            continue
-        if isinstance(obj, dict) and "provenance" in obj and "results" in obj:
-            try:
-                schema.validate_results(obj)
-            except schema.SchemaError as e:
-                raise schema.SchemaError(f"{f}: {e}") from None
-            results.append({"path": str(f), **obj})
-            records += obj["results"]
-        elif isinstance(obj, dict) and "acm_profiles" in obj:
-            profiles.update(obj["acm_profiles"])
-        elif isinstance(obj, dict) and str(obj.get("schema", "")).startswith("mixacm.acm_profiles"):
-            for name, model in obj["models"].items():  # mixacm.acm_analysis.acm_profiles output
-                for b in model["blocks"]:
-                    profiles.setdefault(f"block {b['block']}", {})[name] = b["profile"]
-    return results, records, profiles
-
-
-def load_run_files(paths: list[str]) -> tuple[dict[str, dict], dict[tuple[str, int], dict]]:
-    """Evaluations (``evals/<run>-s<seed>[-aa][-n<N>].json``, schema mixacm.evaluate) and run directories
-    (``runs/<key>/seed<s>/``) in the directories of the inputs (a results file: its directory)."""
-    roots = []
-    for p in paths:
-        path = Path(p)
-        root = path if path.is_dir() else path.parent
-        if root not in roots:
-            roots.append(root)
-    evals: dict[str, dict] = {}
-    runs: dict[tuple[str, int], dict] = {}
-    for root in roots:
-        for f in sorted(root.rglob("evals/*.json")):
-            try:
-                obj = json.loads(f.read_text(encoding="utf-8"))
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                continue
-            if isinstance(obj, dict) and str(obj.get("schema", "")).startswith("mixacm.evaluate"):
-                evals[f.stem] = {**obj, "path": str(f)}
-        for d in sorted(root.rglob("runs/*/seed*")):
-            if not d.is_dir() or not d.name[4:].isdigit():
-                continue
-            entry: dict[str, Any] = {"dir": str(d)}
-            for name in ("meta", "config", "summary"):
-                try:
-                    entry[name] = json.loads((d / f"{name}.json").read_text(encoding="utf-8"))
-                except (OSError, json.JSONDecodeError):
-                    entry[name] = None
-            rows = []
-            if (d / "metrics.jsonl").is_file():
-                for ln in (d / "metrics.jsonl").read_text(encoding="utf-8").splitlines():
-                    try:
-                        rows.append(json.loads(ln))
-                    except json.JSONDecodeError:
-                        continue
-            entry["metrics"] = rows
-            runs[(d.parent.name, int(d.name[4:]))] = entry
-    return evals, runs
 
 
 # ------------------------------------------------------------------------------------------------ formatting
@@ -235,6 +157,13 @@ def selfcheck_view(evals: dict[str, dict]) -> dict:
             "flagged": [r for r in rows if r["problems"]]}
 
 
+def training_warnings(runs: dict[tuple[str, int], dict]) -> list[dict]:
+    """Warnings a run's training raised (summary.json "warnings": collapse to chance, a dwarfing loss term), named by
+    run and seed."""
+    return [{"run": key, "seed": seed, "warning": plain(w)} for (key, seed), entry in sorted(runs.items())
+            for w in ((entry.get("summary") or {}).get("warnings") or [])]
+
+
 def cell_problems(recs: list[dict], evals: dict[str, dict]) -> list[dict]:
     """One entry per evaluation behind the cell that raised a flag or warning."""
     out = []
@@ -247,27 +176,50 @@ def cell_problems(recs: list[dict], evals: dict[str, dict]) -> list[dict]:
 
 
 # ------------------------------------------------------------------------------------------------ claims
-def _side(q: dict | None) -> str:
+# One wording of a claim's condition for every page that shows one (this report, each set's README, the index).
+def side_text(q: dict | None) -> str:
+    """One side of a condition: 'mean ± std (n=seeds)'."""
     if not q or q.get("mean") is None:
-        return "?"
-    return _fmt(q["mean"], q.get("std"))
+        return "–"
+    return _fmt(q["mean"], q.get("std"), q.get("n"))
 
 
-def _pair(cond: dict) -> str:
+def pair_sides(cond: dict) -> list[str]:
+    """The compared sides of a condition: [a, b], [a] where it compares with a fixed bound, [] without a."""
     if cond.get("a") is None:
-        return ""
-    if cond.get("b") is None:
-        return _side(cond["a"])
-    return f"{_side(cond['a'])} vs {_side(cond['b'])}"
+        return []
+    return [side_text(cond[s]) for s in ("a", "b") if cond.get(s) is not None]
 
 
-def _p_text(cond: dict) -> str:
+def pair_text(cond: dict) -> str:
+    """'a vs b' of a condition (or 'a' where it compares with a fixed bound)."""
+    return " vs ".join(pair_sides(cond))
+
+
+def p_text(cond: dict) -> str:
     """The smaller one-sided p-value of a condition with its direction, e.g. 'p = 0.012 for Δ < 0'."""
     pg, pl = cond.get("p_greater"), cond.get("p_less")
     if pg is None or pl is None:
         return ""
     p, side = (pg, ">") if pg <= pl else (pl, "<")
     return f"p = {p:.2g} for Δ {side} 0" if p < 0.001 else f"p = {p:.3f} for Δ {side} 0"
+
+
+def test_text(cond: dict) -> str:
+    """'paired on 10000 images' / 'unpaired' / '' (paper side, fixed bounds), plus Holm's p where it differs."""
+    test = cond.get("test") or ""
+    if test == claims_mod.TEST_PAIRED:
+        images = (cond.get("a") or {}).get("paired_images")
+        out = f"paired on {images} images" if images else "paired"
+    elif test == claims_mod.TEST:
+        out = "unpaired (no per-image masks)"
+    else:
+        return ""
+    holm, pl, pg = cond.get("p_less_holm"), cond.get("p_less"), cond.get("p_greater")
+    # Holm's adjustment applies to the 'not reproduced' direction: shown only where the data point that way
+    if holm is not None and pl is not None and holm != pl and (pg is None or pl <= pg):
+        out += f", Holm-adjusted p for Δ < 0 = {holm:.3g}"
+    return out
 
 
 def claim_views(records: list[dict], cell_ids: set[str]) -> list[dict]:
@@ -294,24 +246,26 @@ def claim_views(records: list[dict], cell_ids: set[str]) -> list[dict]:
                     links.append({"label": rel(q["label"]), "href": "#" + anchor if anchor in cell_ids
                                   else (f"#{t}" if t.startswith("fig") else "")})
             conds.append({
-                "text": rel(n["condition"]), "ours": _pair(n), "paper": _pair(p) if p else "",
+                "text": rel(n["condition"]), "ours": pair_sides(n), "paper": pair_sides(p) if p else [],
                 "status": n["status"], "colour": COLOURS.get(n["status"], "#6b6b6b"),
                 "paper_status": p["status"] if p else "", "paper_colour": COLOURS.get(p["status"], "#6b6b6b") if p else "",
                 "delta": "" if n.get("delta") is None else f"{n['delta']:+.2f}",
                 "threshold": "" if n.get("threshold") is None else f"{n['threshold']:.2f}",
-                "p": _p_text(n), "ci": "" if n.get("ci95") is None else
+                "p": p_text(n), "ci": "" if n.get("ci95") is None else
                 f"[{n['ci95'][0]:+.2f}, {n['ci95'][1]:+.2f}]",
                 "reason": plain(n.get("reason")), "links": links,
                 "n": "/".join(str(n[s]["n"]) for s in ("a", "b") if n.get(s)),
+                "test": test_text(n),
             })
         if not conds and c["paper_numbers"]:  # ours missing an input: still show what the paper says
-            conds = [{"text": plain(p["condition"]), "ours": "", "paper": _pair(p), "status": "", "colour": "",
+            conds = [{"text": plain(p["condition"]), "ours": [], "paper": pair_sides(p), "status": "", "colour": "",
                       "paper_status": p["status"], "paper_colour": COLOURS.get(p["status"], "#6b6b6b"), "delta": "",
-                      "threshold": "", "p": "", "ci": "", "reason": "", "links": [], "n": ""}
+                      "threshold": "", "p": "", "ci": "", "reason": "", "links": [], "n": "", "test": ""}
                      for p in c["paper_numbers"]]
         out.append({"id": c["id"], "num": f"C{len(out) + 1}", "anchor": "claim-" + c["id"],
                     "statement": plain(c["statement"]),
-                    "source": plain(c["source"]), "rule": plain(c["rule"]), "verdict": c["verdict"],
+                    "source": plain(c["source"]), "quote": plain(c.get("quote")), "rule": plain(c["rule"]),
+                    "verdict": c["verdict"],
                     "colour": COLOURS[c["verdict"]], "reason": rel(c["reason"]),
                     "paper_verdict": c["paper_verdict"] or "n/a", "paper_colour": COLOURS[c["paper_verdict"] or "n/a"],
                     "paper_reason": plain(c["paper_reason"]), "conditions": conds})
@@ -359,7 +313,9 @@ def eval_scale(recs: list[dict]) -> str:
         merged.setdefault(tuple(labs), n)
     for labs, n in sorted(merged.items(), key=lambda kv: kv[0][0] != "clean"):
         parts.append(f"{', '.join(labs)}: {n} test images" if n else f"{', '.join(labs)}: the plan's test subset")
-    eps = sorted({(f"{e * 255:.3g}/255" if isinstance(e, (int, float)) else str(e))
+    from verification.runner import eps_text
+
+    eps = sorted({(eps_text(e) if isinstance(e, (int, float)) else str(e))
                   for r in recs for e in [r["setting"].get("eps")] if e})
     tail = f"; eps {', '.join(eps)}" if eps else ""
     return "; ".join(parts) + tail
@@ -370,7 +326,7 @@ def table_views(records: list[dict], evals: dict[str, dict] | None = None,
     evals, by_cell_claims = evals or {}, by_cell_claims or {}
     by_cell: dict[tuple, list[dict]] = {}
     for r in records:
-        by_cell.setdefault((r["table"], r["row"], r["column"]), []).append(r)
+        by_cell.setdefault(schema.cell_key(r), []).append(r)
     views = []
     for name, t in paper_data.load_all().items():
         columns: list[str] = []
@@ -381,7 +337,7 @@ def table_views(records: list[dict], evals: dict[str, dict] | None = None,
         counts = {"pass": 0, "fail": 0, "not run": 0, "no paper value": 0, "scaled": 0}
         table_recs: list[dict] = []
         for c in t["cells"]:
-            recs = by_cell.get((c["table"], c["row"], c["column"]), [])
+            recs = by_cell.get(schema.cell_key(c), [])
             anchor = cell_anchor(c["table"], c["row"], c["column"])
             entry = {"column": c["column"], "anchor": anchor, "paper": _fmt(c["value"], c["std"]), "ours": "",
                      "verdict": "not run", "compare": "", "problems": [], "claims": by_cell_claims.get(anchor, []),
@@ -525,7 +481,7 @@ def setting_view(results: list[dict], records: list[dict], evals: dict, runs: di
             parts.append(f"training {_secs(sum(tr.values()))} over {len(tr)} runs")
         if ev:
             parts.append(f"evaluation {_secs(sum(ev.values()))} over {len(ev)} evaluations")
-        parts.append(f"this session {_secs(pv['wall_time_s'])}")
+        parts.append(f"wall time of the last (resumed) call {_secs(pv['wall_time_s'])}")
         cost.append(", ".join(parts))
     rows.append({"what": "compute cost", "value": "; ".join(cost) or "–"})
     return rows
@@ -546,6 +502,20 @@ def _std(r: dict | None) -> float | None:
     return r["std"] if r and r["n_runs"] > 1 else None
 
 
+def _common_pgd(byrun: dict[str, dict[str, dict]]) -> str | None:
+    """The PGD attack most runs have a record of (ties: fewer steps first), so one axis never mixes PGD-20 and
+    PGD-100."""
+    count: dict[str, int] = {}
+    for att in byrun.values():
+        for a in att:
+            if a.startswith("pgd"):
+                count[a] = count.get(a, 0) + 1
+    if not count:
+        return None
+    steps = lambda a: int(re.sub(r"\D", "", a.split("x")[0]) or 0)  # noqa: E731
+    return min(count, key=lambda a: (-count[a], steps(a)))
+
+
 def _pgd(attacks: dict[str, dict]) -> tuple[str | None, dict | None]:
     for a in sorted(attacks):
         if a.startswith("pgd"):
@@ -554,41 +524,60 @@ def _pgd(attacks: dict[str, dict]) -> tuple[str | None, dict | None]:
 
 
 def figure_views(records: list[dict], profiles: dict, evals: dict, runs: dict, teacher: dict) -> list[dict]:
-    from reports import figures as F
-
+    """Every figure of the report, one function per figure; a figure without data is left out or drawn empty with
+    the status 'not recorded'."""
     datasets = sorted({r["setting"].get("dataset") for r in records} - {None})
     data = ", ".join(dataset_label(d) for d in datasets) or "the plan's data"
     byrun = _by_run(records)
-    figs = []
+    figs = [f for f in (_fig_scatter(byrun, teacher, data), _fig_ablations(records, data), _fig_aa_gap(byrun, evals),
+                        _fig3(records, data), _fig7(records, data), _fig4(profiles), _fig_training(runs))
+            if f is not None]
+    for f in figs:
+        f["status"] = "ours" if f["svg"] else "not recorded"
+    return figs
 
-    # clean vs robust, every run
-    points, pgd_names, n_eval = [], set(), set()
+
+def _fig_scatter(byrun: dict, teacher: dict, data: str) -> dict | None:
+    """Clean vs robust accuracy of every run (one PGD attack on the robust axis)."""
+    from reports import figures as F
+
+    points, pgd_names, n_eval, without = [], set(), set(), []
+    common = _common_pgd(byrun)  # one robust axis: the PGD attack most runs were evaluated with
     for run, att in sorted(byrun.items()):
-        a, rob = _pgd(att)
+        rob = att.get(common) if common else None
         clean = att.get("clean")
-        if clean is None or rob is None:
+        if clean is None:
             continue
-        pgd_names.add(attack_label(a))
+        if rob is None:
+            if _pgd(att)[1] is not None:
+                without.append(run)
+            continue
+        pgd_names.add(attack_label(common))
         n_eval.add(rob["setting"].get("eval_n"))
-        kind = "teacher" if run in teacher.get("keys", []) else (
-            "baseline" if rob["setting"].get("method") in ("pgd7_at", "pgd_at", "natural", "fast_at") else "student")
+        method = "teacher" if run in teacher.get("keys", []) else rob["setting"].get("method")
         points.append({"label": run, "clean": clean["value"], "clean_std": _std(clean), "robust": rob["value"],
-                       "robust_std": _std(rob), "kind": kind})
-    if teacher.get("present") and not any(p["kind"] == "teacher" for p in points):
+                       "robust_std": _std(rob), "method": method})
+    if teacher.get("present") and not any(p["method"] == "teacher" for p in points):
         vals = {i["what"]: i["value"] for i in teacher["accs"]}
         pg = next((k for k in vals if k.startswith("PGD")), None)
         try:
             points.append({"label": "teacher", "clean": float(vals["clean"].split()[0]),
-                           "robust": float(vals[pg].split()[0]), "kind": "teacher"})
+                           "robust": float(vals[pg].split()[0]), "method": "teacher"})
         except (KeyError, ValueError, AttributeError, TypeError):
             pass
     note = f"{'/'.join(sorted(pgd_names)) or 'PGD'}, {', '.join(str(n) for n in sorted(x for x in n_eval if x))} test images"
-    figs.append({"id": "fig-scatter", "title": "Clean vs robust accuracy of every run",
-                 "caption": f"Each point is one run (mean over its seeds; bars: ± std over seeds) on {data}; "
-                            f"robust = {note}. Up and to the right is better; the teacher is the ceiling.",
-                 "svg": F.scatter_clean_robust(points, eval_note=note)})
+    return {"id": "fig-scatter", "title": "Clean vs robust accuracy of every run",
+            "caption": f"Each point is one run (mean over its seeds; bars: ± std over seeds) on {data}; "
+                       f"robust = {note}. Up and to the right is better; the teacher is the ceiling."
+                       + (f" Not shown (no {attack_label(common)} record): {', '.join(without)}." if without
+                          else ""),
+            "svg": F.scatter_clean_robust(points, eval_note=note)}
 
-    # ablation bars: tables 6, 7, 9
+
+def _fig_ablations(records: list[dict], data: str) -> dict | None:
+    """Ablation bars of Tables 6, 7 and 9, a panel only for a table the set ran."""
+    from reports import figures as F
+
     panels = []
     for tname, title in (("table6", "Table 6: components"), ("table7", "Table 7: blocks"),
                          ("table9", "Table 9: transforms")):
@@ -603,18 +592,40 @@ def figure_views(records: list[dict], profiles: dict, evals: dict, runs: dict, t
         bars = [{"label": lab, "colour": col, "values": [vals[(g, m)]["value"] if (g, m) in vals else None for g in groups],
                  "stds": [_std(vals.get((g, m))) for g in groups]}
                 for m, lab, col in (("clean", "clean", F.CLEAN), ("robust", "robust (PGD)", F.ROBUST))]
+        if len(groups) < 2:  # a table the set did not run holds at most the shared MixACM run: nothing to compare
+            continue
         panels.append({"title": title, "groups": [g.replace("teacher ", "T: ").replace(" / student ", " / S: ")
                                                   for g in groups], "bars": bars})
-    figs.append({"id": "fig-ablations", "title": "Ablations (Tables 6, 7, 9), ours",
-                 "caption": f"Accuracy (%) on {data}; bars: mean over seeds, whiskers: ± std over seeds; "
-                            f"n/r = not run. Scaled-down runs: compare bars within a panel, not with the paper.",
-                 "svg": F.grouped_bars(panels, ylabel="accuracy (%)")})
+    return {"id": "fig-ablations", "title": "Ablations (Tables 6, 7, 9), ours",
+            "caption": f"Accuracy (%) on {data}; bars: mean over seeds, whiskers: ± std over seeds; "
+                       f"n/r = not run. Scaled-down runs: compare bars within a panel, not with the paper.",
+            "svg": F.grouped_bars(panels, ylabel="accuracy (%)")}
 
-    # AutoAttack vs PGD per model
-    groups, pgd_v, aa_v, pgd_s, aa_s = [], [], [], [], []
-    for run, att in sorted(byrun.items()):
-        if "autoattack" in att:
-            a, rob = _pgd(att)
+
+def _fig_aa_gap(byrun: dict, evals: dict) -> dict | None:
+    """AutoAttack vs PGD per model: on the same model and images where the evaluations' masks pair them
+    (``verification.masking``), else the records' means (then the caption says the images differ); None without an
+    AutoAttack evaluation."""
+    from reports import figures as F
+    from verification.masking import autoattack_vs_pgd
+
+    pairs = autoattack_vs_pgd(evals)
+    if pairs:
+        pgd_label = "/".join(sorted({attack_label(p["pgd_attack"]) for p in pairs}))
+        broken = sum(p["pgd_only"] for p in pairs)
+        groups = [p["eval"].removesuffix("-aa") for p in pairs]
+        pgd_v, aa_v = [p["pgd"] for p in pairs], [p["autoattack"] for p in pairs]
+        pgd_s = aa_s = [None] * len(pairs)
+        title = "AutoAttack vs PGD per model, on the same images"
+        caption = (f"Robust accuracy (%) of each model under {pgd_label} and AutoAttack on the same "
+                   f"{', '.join(str(n) for n in sorted({p['n'] for p in pairs}))} test images (one bar pair per "
+                   "evaluated model and seed). A large gap means PGD overestimates robustness; "
+                   + ("no image that PGD breaks survives AutoAttack." if not broken else
+                      f"{broken} images that PGD breaks survive AutoAttack, which should be the stronger attack."))
+    else:
+        groups, pgd_v, aa_v, pgd_s, aa_s = [], [], [], [], []
+        for run, att in sorted(byrun.items()):
+            rob = _pgd(att)[1] if "autoattack" in att else None
             if rob is None:
                 continue
             groups.append(run)
@@ -622,17 +633,26 @@ def figure_views(records: list[dict], profiles: dict, evals: dict, runs: dict, t
             pgd_s.append(_std(rob))
             aa_v.append(att["autoattack"]["value"])
             aa_s.append(_std(att["autoattack"]))
-    aa_n = sorted({att["autoattack"]["setting"].get("eval_n") for att in byrun.values() if "autoattack" in att} - {None})
-    figs.append({"id": "fig-aa-gap", "title": "AutoAttack vs PGD per model",
-                 "caption": "Robust accuracy (%) under PGD and AutoAttack for every model evaluated with both "
-                            f"(AutoAttack on {', '.join(map(str, aa_n)) or '?'} test images; ± std over seeds). "
-                            "A large gap means PGD overestimates robustness.",
-                 "svg": F.grouped_bars([{"title": "", "groups": groups, "bars": [
-                     {"label": "PGD", "values": pgd_v, "stds": pgd_s, "colour": F.ROBUST},
-                     {"label": "AutoAttack", "values": aa_v, "stds": aa_s, "colour": F.AA}]}],
-                     ylabel="robust accuracy (%)")})
+        aa_n = sorted({att["autoattack"]["setting"].get("eval_n") for att in byrun.values() if "autoattack" in att}
+                      - {None})
+        pgd_label, title = "PGD", "AutoAttack vs PGD per model"
+        caption = ("Robust accuracy (%) under PGD and AutoAttack for every model evaluated with both "
+                   f"(AutoAttack on {', '.join(map(str, aa_n)) or 'an unrecorded number of'} test images; "
+                   "± std over seeds). The evaluations kept no per-image masks, so the two bars need not "
+                   "cover the same images or seeds; a large gap means PGD overestimates robustness.")
+    if not groups:  # no AutoAttack evaluation: no panel (and no caption with an unknown image count)
+        return None
+    return {"id": "fig-aa-gap", "title": title, "caption": caption,
+            "svg": F.grouped_bars([{"title": "", "groups": groups, "bars": [
+                {"label": pgd_label, "values": pgd_v, "stds": pgd_s, "colour": F.ROBUST},
+                {"label": "AutoAttack", "values": aa_v, "stds": aa_s, "colour": F.AA}]}],
+                ylabel="robust accuracy (%)")}
 
-    # Fig. 3: accuracy vs data fraction
+
+def _fig3(records: list[dict], data: str) -> dict | None:
+    """Fig. 3: accuracy against the fraction of training data."""
+    from reports import figures as F
+
     series, refs = [], []
     for method, dash in (("mixacm", False), ("pgd7_at", True)):
         for col, colour in (("clean", F.CLEAN), ("robust", F.ROBUST)):
@@ -649,14 +669,18 @@ def figure_views(records: list[dict], profiles: dict, evals: dict, runs: dict, t
     full = sorted({(r.get("config") or {}).get("train", {}).get("data_fraction") for r in records
                    if r["table"] == "fig3" and r["setting"].get("data_fraction") == 1.0} - {None})
     full_txt = f" (100% = {', '.join(f'{f * 100:g}%' for f in full)} of the {data} training set)" if full else ""
-    figs.append({"id": "fig3", "title": "Fig. 3: accuracy vs amount of training data",
-                 "caption": f"x: fraction of the plan's full training data{full_txt}; y: accuracy (%) on {data}, "
-                            "± std over seeds. Dotted lines: PGD-7 AT trained on the full plan data. "
-                            "Paper: figure, values not in text.",
-                 "svg": F.lines_with_errors(series, refs=refs, pct_x=True, ylabel="accuracy (%)",
-                                            xlabel="fraction of the plan's full training data")})
+    return {"id": "fig3", "title": "Fig. 3: accuracy vs amount of training data",
+            "caption": f"x: fraction of the plan's full training data{full_txt}; y: accuracy (%) on {data}, "
+                       "± std over seeds. Dotted lines: PGD-7 AT trained on the full plan data. "
+                       "Paper: figure, values not in text.",
+            "svg": F.lines_with_errors(series, refs=refs, pct_x=True, ylabel="accuracy (%)",
+                                       xlabel="fraction of the plan's full training data")}
 
-    # Supp. Fig. 7(a): alpha_acm sweep
+
+def _fig7(records: list[dict], data: str) -> dict | None:
+    """Supp. Fig. 7(a): accuracy against alpha_acm."""
+    from reports import figures as F
+
     series = []
     for col, colour in (("clean", F.CLEAN), ("robust", F.ROBUST)):
         pts = sorted(((r["setting"].get("alpha_acm"), r) for r in records
@@ -665,13 +689,17 @@ def figure_views(records: list[dict], profiles: dict, evals: dict, runs: dict, t
         if pts:
             series.append({"label": col, "x": [p[0] for p in pts], "y": [p[1]["value"] for p in pts],
                            "std": [_std(p[1]) for p in pts], "colour": colour})
-    figs.append({"id": "fig7", "title": "Supp. Fig. 7(a): accuracy vs alpha_acm (only-ACM loss)",
-                 "caption": f"Accuracy (%) on {data} against the ACM loss weight (log scale), ± std over seeds. "
-                            "Paper: figure, values not in text.",
-                 "svg": F.lines_with_errors(series, logx=True, xlabel="alpha_acm (ACM loss weight)",
-                                            ylabel="accuracy (%)")})
+    return {"id": "fig7", "title": "Supp. Fig. 7(a): accuracy vs alpha_acm (only-ACM loss)",
+            "caption": f"Accuracy (%) on {data} against the ACM loss weight (log scale), ± std over seeds. "
+                       "Paper: figure, values not in text.",
+            "svg": F.lines_with_errors(series, logx=True, xlabel="alpha_acm (ACM loss weight)",
+                                       ylabel="accuracy (%)")}
 
-    # Supp. Fig. 4: sorted ACM profiles per block
+
+def _fig4(profiles: dict) -> dict | None:
+    """Supp. Fig. 4: sorted ACM profiles per block."""
+    from reports import figures as F
+
     panels = []
     for block, models in sorted(profiles.items()):
         ser = []
@@ -681,15 +709,20 @@ def figure_views(records: list[dict], profiles: dict, evals: dict, runs: dict, t
                         "colour": {"teacher": "#000000", "student": F.CLEAN, "natural": "#2ca02c"}.get(
                             name, F.COLOURS[i % len(F.COLOURS)]), "dash": name == "natural"})
         panels.append({"title": block, "series": ser})
-    figs.append({"id": "fig4", "title": "Supp. Fig. 4: sorted activated channel maps (teacher, student, natural)",
-                 "caption": "Mean ACM value per channel, channels sorted by value, per block. A distilled student "
-                            "should lie closer to the teacher than the naturally trained model. Paper: figure, "
-                            "values not in text.",
-                 "svg": F.small_multiples(panels, xlabel="channel (sorted)", ylabel="mean ACM", legend_cols=3)})
+    return {"id": "fig4", "title": "Supp. Fig. 4: sorted activated channel maps (teacher, student, natural)",
+            "caption": "Mean ACM value per channel, channels sorted by value, per block. A distilled student "
+                       "should lie closer to the teacher than the naturally trained model. Paper: figure, "
+                       "values not in text.",
+            "svg": F.small_multiples(panels, xlabel="channel (sorted)", ylabel="mean ACM", legend_cols=3)}
 
-    # training curves from metrics.jsonl
+
+def _fig_training(runs: dict) -> dict | None:
+    """Training curves from every run's metrics.jsonl."""
+    from reports import figures as F
+
     keys = sorted({k for k, _ in runs})
-    colour = {k: F.COLOURS[i % len(F.COLOURS)] for i, k in enumerate(keys)}
+    method_of = {k: ((run.get("config") or {}).get("method")) for (k, _), run in runs.items()}
+    style = F.run_styles([(k, method_of.get(k)) for k in keys])
     panels = []
     for metric, title in (("loss", "training loss"), ("train_acc", "train accuracy (%)"),
                           ("val_acc", "validation accuracy (%)"), ("val_rob", "validation robust acc. (%)")):
@@ -698,18 +731,65 @@ def figure_views(records: list[dict], profiles: dict, evals: dict, runs: dict, t
             rows = [m for m in run["metrics"] if m.get(metric) is not None and m.get("epoch") is not None]
             if rows:
                 scale = 100.0 if metric != "loss" else 1.0
-                ser.append({"label": k, "x": [m["epoch"] for m in rows], "y": [scale * m[metric] for m in rows],
-                            "colour": colour[k], "dash": s != min(ss for kk, ss in runs if kk == k)})
+                first = s == min(ss for kk, ss in runs if kk == k)  # one legend entry per run: its first seed
+                ser.append({"label": k if first else f"{k} (seed {s})", "x": [m["epoch"] for m in rows],
+                            "y": [scale * m[metric] for m in rows], "colour": style[k]["colour"],
+                            "style": style[k]["style"], "marker": style[k]["marker"], "legend": first})
         panels.append({"title": title, "series": ser})
-    figs.append({"id": "fig-training", "title": "Training curves (metrics.jsonl of every run)",
-                 "caption": "Per epoch, one line per run and seed (first seed solid, others dashed).",
-                 "svg": F.small_multiples(panels, xlabel="epoch", ylabel="", ncols=4, legend_cols=6)})
-    for f in figs:
-        f["status"] = "ours" if f["svg"] else "not recorded"
-    return figs
+    return {"id": "fig-training", "title": "Training curves (metrics.jsonl of every run)",
+            "caption": "Per epoch, one line per run and seed; colour and marker by method family (blue: MixACM "
+                       "and its ablations, red: adversarial training, green: natural, orange: KD only, black: "
+                       "teacher), one shade and line style per run.",
+            "svg": F.small_multiples(panels, xlabel="epoch", ylabel="", ncols=4, legend_cols=6)}
 
 
 # ------------------------------------------------------------------------------------------------ other views
+def scaling_reading(s: dict) -> str:
+    """What the table says, in words chosen by the numbers: the robust gap's trend from its slope's interval
+    (widens / narrows only when the interval excludes 0), and, when PGD-7 AT students outgrow the teacher's robust
+    accuracy, that the distilled students are measured against a teacher weaker than the baseline."""
+    sl, rows = s["slope"].get("robust"), s["rows"]
+    if sl is None or not rows:
+        return ""
+    lo, hi = sl["ci95"]
+    if hi < 0:
+        trend = "widens against MixACM as training grows (the slope's interval lies below 0)"
+    elif lo > 0:
+        trend = "narrows as training grows (the slope's interval lies above 0)"
+    else:
+        trend = "shows no trend that this study can resolve (the slope's interval contains 0)"
+    first, last = rows[0], rows[-1]
+    out = [f"Reading: the robust gap {trend}: {first['robust']['delta']:+.2f} pp at {first['epochs']} epochs, "
+               f"{last['robust']['delta']:+.2f} pp at {last['epochs']}."]
+    above = [r for r in rows if r["at_fraction_of_teacher"] > 1]
+    if above:
+        top = max(r["mixacm_fraction_of_teacher"] for r in rows)
+        out[-1] += (f" PGD-7 AT students exceed the teacher's robust accuracy from {above[0]['epochs']} epochs on "
+                    f"(up to {max(r['at_fraction_of_teacher'] for r in rows):.2f} of it) while MixACM students reach "
+                    f"at most {top:.2f} of it: a distilled student is bounded by its teacher, and this teacher is "
+                    f"weaker than the baseline it is compared with, which is not the paper's setting (a robust "
+                    f"teacher far above what adversarial training reaches at the student's size). The gap here "
+                    f"measures this teacher's ceiling as much as MixACM.")
+    return out[-1]
+
+
+
+def scaling_view(s: dict | None) -> dict | None:
+    """The epoch-scaling study's rows (``scaling.json`` beside the results), formatted for the report."""
+    if not s:
+        return None
+    gap = lambda g: f"{g['delta']:+.2f} [{g['ci95'][0]:+.2f}, {g['ci95'][1]:+.2f}]"  # noqa: E731
+    slopes = [{"metric": m, "text": f"{sl['slope']:+.2f} pp [{sl['ci95'][0]:+.2f}, {sl['ci95'][1]:+.2f}]",
+               "method": sl["method"]} for m, sl in s["slope"].items() if sl]
+    return {"test": s["test"], "teacher_robust": f"{s['teacher_robust']:.2f} %", "slopes": slopes,
+            "rows": [{"epochs": r["epochs"], "clean": gap(r["clean"]), "robust": gap(r["robust"]),
+                      "rob": f"{r['robust']['mixacm']['mean']:.2f} / {r['robust']['pgd_at']['mean']:.2f}",
+                      "clean_acc": f"{r['clean']['mixacm']['mean']:.2f} / {r['clean']['pgd_at']['mean']:.2f}",
+                      "mix_frac": f"{r['mixacm_fraction_of_teacher']:.2f}",
+                      "at_frac": f"{r['at_fraction_of_teacher']:.2f}"} for r in s["rows"]],
+            "reading": scaling_reading(s)}
+
+
 def theory_view(path: Path | None) -> dict:
     if path is None or not path.exists():
         return {"present": False, "path": str(path) if path else "", "claims": [], "errata": [], "counts": []}
@@ -739,6 +819,13 @@ def _flat(d: Any, prefix: str = "") -> dict[str, str]:
     else:
         out[prefix[:-1]] = "–" if d is None else (f"{d:.6g}" if isinstance(d, float) else str(d))
     return out
+
+
+def machine_text(m: Any) -> str:
+    """A run's machine as a reader wants it: 'host vm · platform Linux-... · cpus 2' from meta.json's dict."""
+    if isinstance(m, dict):
+        return " · ".join(f"{k} {v}" for k, v in m.items() if v not in (None, "", [], {}))
+    return str(m or "")
 
 
 def _iso(t: Any) -> str:
@@ -782,7 +869,7 @@ def provenance_view(results: list[dict], records: list[dict], runs: dict) -> lis
                 per_run.append({"run": key, "seed": "–" if s is None else s,
                                 "commit": (commit[:10] + ("+dirty" if git.get("dirty") else "")) if commit else "",
                                 "started": _iso(meta.get("started")) if meta else "",
-                                "machine": str(meta.get("machine") or ""), "device": str(meta.get("device") or ""),
+                                "machine": machine_text(meta.get("machine")), "device": str(meta.get("device") or ""),
                                 "train": _secs(tr.get(tag)) if tag in tr else "–",
                                 "eval": _secs(ev.get(tag)) if tag in ev else "–",
                                 "eval_aa": _secs(ev.get(tag + "-aa")) if tag + "-aa" in ev else "",
@@ -821,20 +908,31 @@ def choice_view(records: list[dict]) -> list[dict]:
     return list(rows.values())
 
 
+def _env() -> Environment:
+    return Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(["html", "j2"]),
+                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+
+
+def render_index(data: dict) -> str:
+    """The cross-set page (``reports/recorded/index.html``) from ``reports.summary.index_data``."""
+    return _env().get_template("index.html.j2").render(**data, colours=COLOURS)
+
+
 def build(results_paths: list[str], theory_path: Path | None, out: Path) -> Path:
     results, records, profiles = load_inputs(results_paths)
     evals, runs = load_run_files(results_paths)
     cell_ids = {cell_anchor(c["table"], c["row"], c["column"]) for c in paper_data.all_cells()}
     claims = claim_views(records, cell_ids)
     teacher = teacher_view(records, evals, runs)
-    env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(["html", "j2"]),
-                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    page = env.get_template("report.html.j2").render(
+    figs = figure_views(records, profiles, evals, runs, teacher)
+    page = _env().get_template("report.html.j2").render(
         tables=table_views(records, evals, claims_by_cell(claims)), claims=claims, tally=tally(claims),
         theory=theory_view(theory_path), provenance=provenance_view(results, records, runs),
-        figures=figure_views(records, profiles, evals, runs, teacher), bench=benchmark_view(records),
+        figures=[f for f in figs if f["svg"]], figures_not_drawn=[f["title"] for f in figs if not f["svg"]],
+        bench=benchmark_view(records),
         choices=choice_view(records), setting=setting_view(results, records, evals, runs), teacher=teacher,
-        selfchecks=selfcheck_view(evals),
+        selfchecks=selfcheck_view(evals), train_warnings=training_warnings(runs),
+        scaling=scaling_view(load_scaling(results_paths)),
         n_records=len(records), inputs=[r["path"] for r in results], tolerance_rule=compare.RULE,
         claim_rule=plain(claims_mod.__doc__.split("Decision rule (declared once).")[1].split("Inputs are")[0].strip()),
         colours=COLOURS)
@@ -844,11 +942,12 @@ def build(results_paths: list[str], theory_path: Path | None, out: Path) -> Path
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="mixacm report", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-                                description=__doc__.split("\n")[0])
+    from mixacm.cli_parsers import parser
+
+    ap = parser("mixacm report", __doc__.split("\n")[0])
     ap.add_argument("--results", nargs="*", default=[], help="results JSON files or directories")
     ap.add_argument("--theory", default=str(DEFAULT_THEORY), help="theory JSON (skipped when absent)")
-    ap.add_argument("--out", default=str(DEFAULT_OUT))
+    ap.add_argument("--out", default=str(DEFAULT_OUT), help="the HTML file to write")
     a = ap.parse_args(argv)
     from mixacm.paths import OutputPathError, writable_file
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import re
+import textwrap
 from typing import Any
 
 import matplotlib
@@ -26,6 +27,53 @@ plt.rcParams.update({
 COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#7f7f7f",
            "#bcbd22"]
 CLEAN, ROBUST, AA = "#1f77b4", "#d62728", "#7b3294"
+
+# One palette for every figure and report: colour and marker by method family; runs within a family differ by
+# shade (in run order) and line style, so no two runs of a figure share colour and style.
+FAMILIES: dict[str, dict[str, Any]] = {
+    "teacher": {"label": "teacher", "marker": "*", "shades": ["#000000", "#444444"]},
+    "mixacm": {"label": "MixACM and its ablations", "marker": "o",
+               "shades": ["#08306b", "#2171b5", "#4292c6", "#6baed6", "#1d4e89", "#3a7bbf", "#5fa2dd", "#0b559f",
+                          "#7fb3e0", "#123f73"]},
+    "kd": {"label": "KD only", "marker": "v", "shades": ["#e6550d", "#fd8d3c"]},
+    "at": {"label": "adversarial training", "marker": "s",
+           "shades": ["#a50f15", "#de2d26", "#fb6a4a", "#67000d", "#ef3b2c", "#cb181d", "#fc9272"]},
+    "natural": {"label": "natural training", "marker": "^", "shades": ["#238b45", "#74c476"]},
+}
+AT_METHODS = ("pgd_at", "pgd7_at", "fast_at", "trades", "mart", "awp", "fat", "free_at", "ard")
+STYLES = ["-", "--", ":", "-."]
+
+
+def family_of(run: str, method: str | None) -> str:
+    """A run's method family (the keys of FAMILIES) from its method, or from its run key when the method is
+    unknown."""
+    m = (method or "").lower()
+    if run == "teacher" or m == "teacher":
+        return "teacher"
+    if m in AT_METHODS or run.startswith(("pgd_at", "trades", "mart", "awp", "fat", "free_at", "ard")):
+        return "at"
+    if m == "natural" or run.startswith("natural"):
+        return "natural"
+    if m == "kd" or run.startswith("only_kd"):
+        return "kd"
+    return "mixacm"
+
+
+def run_styles(runs: list[tuple[str, str | None]]) -> dict[str, dict[str, Any]]:
+    """run -> {"colour", "marker", "dash", "family"}: the family's colour and marker, a distinct shade and line
+    style per run within the family (in the given order)."""
+    out: dict[str, dict[str, Any]] = {}
+    seen: dict[str, int] = {}
+    for run, method in runs:
+        if run in out:
+            continue
+        fam = family_of(run, method)
+        i = seen.get(fam, 0)
+        seen[fam] = i + 1
+        shades = FAMILIES[fam]["shades"]
+        out[run] = {"colour": shades[i % len(shades)], "marker": FAMILIES[fam]["marker"], "family": fam,
+                    "style": STYLES[(i // len(shades)) % len(STYLES)]}
+    return out
 
 
 def _num(v: float) -> str:
@@ -87,26 +135,60 @@ def lines_with_errors(series: list[dict[str, Any]], *, xlabel: str, ylabel: str,
     return _to_svg(fig)
 
 
+def place_labels(ax, fig, texts: list[Any], anchors: list[tuple[float, float]]) -> list[Any]:
+    """Move each label to the first of a few offsets around its point where its drawn box overlaps no label placed
+    before it nor the legend; a label with no free place is removed (and returned), so the figure never shows
+    overlapping text."""
+    offsets = [(4, 3), (4, -10), (-6, 6), (-6, -12), (6, 12), (6, -18), (-10, 16), (-10, -22)]
+    renderer = fig.canvas.get_renderer()
+    legend = ax.get_legend()
+    placed = [legend.get_window_extent(renderer)] if legend is not None else []
+    dropped = []
+    for t, _ in zip(texts, anchors):
+        for dx, dy in offsets:
+            t.set_position((dx, dy))
+            t.set_horizontalalignment("left" if dx >= 0 else "right")
+            box = t.get_window_extent(renderer).expanded(1.02, 1.05)
+            if not any(box.overlaps(b) for b in placed):
+                placed.append(box)
+                break
+        else:
+            t.remove()
+            dropped.append(t)
+    return dropped
+
+
 def scatter_clean_robust(points: list[dict[str, Any]], *, eval_note: str) -> str:
-    """points: [{"label", "clean", "clean_std", "robust", "robust_std", "kind": "student"|"teacher"|"baseline"}]."""
-    if not points:
-        return ""
+    """points: [{"label", "clean", "clean_std", "robust", "robust_std", "method"}]; colour and marker by method
+    family (FAMILIES); labels placed without overlap (a label with no free place is left out and named in a note)."""
+    return _to_svg(scatter_figure(points, eval_note=eval_note)) if points else ""
+
+
+def scatter_figure(points: list[dict[str, Any]], *, eval_note: str):
+    """The drawn matplotlib figure behind ``scatter_clean_robust`` (tests read its text boxes)."""
     fig, ax = plt.subplots(figsize=(7.6, 4.8))
-    style = {"teacher": ("*", "#000000", 11), "baseline": ("s", "#8c564b", 6), "student": ("o", CLEAN, 6)}
-    seen = set()
+    styles = run_styles([(p["label"], p.get("method")) for p in points])
+    seen, texts, anchors = set(), [], []
     for p in points:
-        m, c, ms = style.get(p["kind"], style["student"])
-        lab = {"teacher": "teacher", "baseline": "baseline (PGD-7 AT / natural)", "student": "distilled student"}[p["kind"]]
+        st = styles[p["label"]]
+        lab = FAMILIES[st["family"]]["label"]
         ax.errorbar(p["clean"], p["robust"], xerr=p.get("clean_std") or None, yerr=p.get("robust_std") or None,
-                    marker=m, color=c, ms=ms, capsize=2, lw=1, ls="none", label=None if lab in seen else lab)
+                    marker=st["marker"], color=st["colour"], ms=10 if st["family"] == "teacher" else 6, capsize=2,
+                    lw=1, ls="none", label=None if lab in seen else lab)
         seen.add(lab)
-        ax.annotate(p["label"], (p["clean"], p["robust"]), textcoords="offset points", xytext=(4, 3), fontsize=7,
-                    color="#333333")
+        texts.append(ax.annotate(p["label"], (p["clean"], p["robust"]), textcoords="offset points", xytext=(4, 3),
+                                 fontsize=7, color="#333333"))
+        anchors.append((p["clean"], p["robust"]))
     ax.set_xlabel("clean accuracy (%)")
     ax.set_ylabel(f"robust accuracy (%), {eval_note}")
     ax.xaxis.set_major_locator(MaxNLocator(8))
     ax.legend(loc="upper left", frameon=False)
-    return _to_svg(fig)
+    fig.canvas.draw()
+    dropped = place_labels(ax, fig, texts, anchors)
+    if dropped:
+        ax.text(1.0, -0.16, "unlabelled (no room): " + ", ".join(t.get_text() for t in dropped), transform=ax.transAxes,
+                ha="right", va="top", fontsize=6, color="#555555", wrap=True)
+    return fig
 
 
 def grouped_bars(panels: list[dict[str, Any]], *, ylabel: str) -> str:
@@ -129,7 +211,8 @@ def grouped_bars(panels: list[dict[str, Any]], *, ylabel: str) -> str:
                 if v is None:
                     ax.text(x, 0.5, "n/r", ha="center", va="bottom", fontsize=6, rotation=90, color="#777777")
         ax.set_xticks(range(len(p["groups"])))
-        ax.set_xticklabels(p["groups"], rotation=25, ha="right", fontsize=8)
+        # wrapped to the width of one group (about 12 characters at 8 pt), horizontal: neighbours never overlap
+        ax.set_xticklabels([textwrap.fill(g, 12, break_long_words=False) for g in p["groups"]], fontsize=8)
         ax.set_title(p["title"])
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: _num(v)))
         ax.grid(axis="x", visible=False)
@@ -152,9 +235,10 @@ def small_multiples(panels: list[dict[str, Any]], *, xlabel: str, ylabel: str, n
     handles: dict[str, Any] = {}
     for ax, p in zip(axes.flat, panels):
         for s in p["series"]:
-            (h,) = ax.plot(s["x"], s["y"], color=s["colour"], ls="--" if s.get("dash") else "-", lw=1.4,
-                           marker="o" if len(s["x"]) <= 12 else None, ms=3)
-            handles.setdefault(s["label"], h)
+            (h,) = ax.plot(s["x"], s["y"], color=s["colour"], ls=s.get("style") or ("--" if s.get("dash") else "-"),
+                           lw=1.4, marker=s.get("marker", "o") if len(s["x"]) <= 12 else None, ms=3)
+            if s.get("legend", True):
+                handles.setdefault(s["label"], h)
         ax.set_title(p["title"])
         ax.set_xlabel(xlabel)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=5))

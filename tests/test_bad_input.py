@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mixacm.cli import main
+from mixacm_suite.cli import main
 
 CFG = ('method = "natural"\nmodel = "smallcnn"\ndataset = "digits"\naugment = "none"\ndata_fraction = 0.25\n'
        'batch_size = 32\nepochs = 1\nmax_steps_per_epoch = 2\nval_n = 20\nprogress = false\n')
@@ -87,7 +87,7 @@ def test_a_collapsed_or_dwarfed_run_warns_in_the_log_and_the_summary(world, caps
     err = capsys.readouterr().err
     warnings = json.loads((run / "summary.json").read_text())["warnings"]
     assert any("'acm'" in w and "dwarfs" in w for w in warnings), warnings
-    assert all(f"warning: {w}" in err for w in warnings)
+    assert all(f"warning ({run}): {w}" in err for w in warnings)  # a plan trains many runs: each names its own
 
 
 def test_version_and_help_with_defaults(capsys):
@@ -99,3 +99,41 @@ def test_version_and_help_with_defaults(capsys):
         assert e.value.code == 0
         out = capsys.readouterr().out
         assert "(default:" in out, f"mixacm {cmd} --help shows no defaults"
+
+
+@pytest.mark.parametrize("cmd", ["train", "evaluate", "report", "demo", "theory"])
+def test_help_reads_cleanly(cmd, capsys):
+    """Each default once, none for required or unset options, every option explained, no RST markup, the prog
+    name a user typed; `mixacm help CMD` says the same."""
+    import re
+
+    outs = []
+    for argv in ([cmd, "--help"], ["help", cmd]):
+        with pytest.raises(SystemExit) as e:
+            main(argv)
+        assert e.value.code == 0
+        outs.append(capsys.readouterr().out)
+    out = outs[0]
+    assert outs[0] == outs[1]
+    assert out.startswith(f"usage: mixacm {cmd} ")
+    assert "(default: None)" not in out and "`" not in out
+    assert not re.search(r"\(default: [^)]*\)\s*\(default:", out), out
+    lines = out.splitlines()
+    for i, line in enumerate(lines):  # every option has help: on its line after two spaces, or on the next line
+        if re.match(r"^  -", line) and not line.strip().startswith("-h,"):
+            same = re.search(r"\S  +\S", line.strip())
+            nxt = lines[i + 1] if i + 1 < len(lines) else ""
+            assert same or re.match(r"^ {10,}\S", nxt), f"mixacm {cmd}: no help for {line.strip()!r}"
+    if cmd == "demo":
+        assert "minute" in out and "--quick" in out
+
+
+def test_plain_help_and_train_help_without_torch(capsys):
+    import subprocess
+    import sys
+
+    assert main(["help"]) == 0 and "commands:" in capsys.readouterr().out
+    code = ("import sys\nfrom mixacm_suite.cli import main\ntry:\n    main(['train', '--help'])\nexcept SystemExit:\n    pass\n"
+            "assert 'torch' not in sys.modules, 'mixacm train --help imported torch'\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]

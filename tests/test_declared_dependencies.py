@@ -9,7 +9,7 @@ import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-OWN = {"mixacm", "theory", "verification", "reports", "tests", "conftest", "_digits_mlp"}
+OWN = {"mixacm", "mixacm_suite", "theory", "verification", "reports", "tests", "conftest", "_digits_mlp"}
 # module -> distribution name, where they differ
 DIST = {"PIL": "pillow", "sklearn": "scikit-learn", "pyautoattack": "pyautoattack", "autoattack": "pyautoattack"}
 # imported only inside try/except ImportError, with a message naming the extra
@@ -39,7 +39,7 @@ def _declared() -> dict[str, set[str]]:
 def test_every_imported_module_is_declared():
     declared = _declared()
     core_and_test = declared[""] | declared.get("test", set())
-    files = [p for d in ("mixacm", "theory", "verification", "reports", "tests") for p in (ROOT / d).rglob("*.py")]
+    files = [p for d in ("mixacm", "mixacm_suite", "theory", "verification", "reports", "tests") for p in (ROOT / d).rglob("*.py")]
     files.append(ROOT / "conftest.py")
     missing = {}
     for f in files:

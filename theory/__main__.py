@@ -4,14 +4,16 @@ internal error of the runner itself."""
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
 from theory import report
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m theory", description=__doc__)
+def main(argv: list[str] | None = None, prog: str = "python -m theory") -> int:
+    p = argparse.ArgumentParser(prog=prog, description=re.sub(r"`+([^`]*)`+", r"\1", __doc__ or ""),
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="reports/out", help="output directory (default: reports/out)")
     p.add_argument("--only", action="append", default=None, metavar="MODULE",
                    help=f"run only this module (repeatable); one of {report.MODULES}")

@@ -1,1 +1,1 @@
-"""Verification suite: the paper's tables as data, experiment specs, comparisons and claims (issue 5)."""
+"""Verification suite: the paper's tables as data, experiment specs, comparisons and claims."""

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from .schema import cell_key
+
 BASE_TOLERANCE_PP = {"clean": 1.5, "robust": 2.0, "size_ratio": 0.01}
 K_STD = 2.0
 RULE = (f"|ours - paper| <= tol, tol = {BASE_TOLERANCE_PP['clean']} pp (clean) / {BASE_TOLERANCE_PP['robust']} pp "
@@ -65,7 +67,7 @@ class Comparison:
 
 def compare(record: dict[str, Any], cell: dict[str, Any]) -> Comparison:
     """Paper cell vs reproduced record (its ``value`` is the mean over runs)."""
-    if (record["table"], record["row"], record["column"]) != (cell["table"], cell["row"], cell["column"]):
+    if cell_key(record) != cell_key(cell):
         raise ValueError(f"record {record['table']}/{record['row']}/{record['column']} does not reproduce "
                          f"{cell['table']}/{cell['row']}/{cell['column']}")
     tol = tolerance_for(cell)

@@ -1,14 +1,16 @@
 """Tier selection for verification/: tests marked ``cpu`` run only with ``--cpu``; tests marked ``gpu`` only with
 ``--gpu`` AND (CUDA or ``--rehearse``). Unmarked tests are the smoke tier (default). Options are defined in the root
 conftest.py. The gpu tier's runs come from one session fixture (``gpu_tier``): the cells selected (``-k``) become
-one plan, run once by ``verification.experiments.run_plan``; each cell's test then reads its record."""
+one plan, run once by ``verification.tiers.run_gpu_tier``; each cell's test then reads its record."""
 from __future__ import annotations
 
-import os
-import time
 from pathlib import Path
 
 import pytest
+
+from verification import tiers
+
+from verification.schema import cell_key
 
 
 def _cuda() -> bool:
@@ -19,24 +21,14 @@ def _cuda() -> bool:
     return bool(torch.cuda.is_available())
 
 
-def _gpu_plan() -> str:
-    from verification import specs
-
-    summary = specs.runnable_summary()
-    total = sum(summary.values())
-    per = ", ".join(f"{t}: {n}" for t, n in sorted(summary.items(), key=lambda kv: int(kv[0][5:])))
-    return f"{total} paper cells ({per})"
-
-
-def _rehearsal_root(config) -> Path:
-    return Path(config.getoption("--results-dir") or "reports/out/gpu-rehearsal") / "_rehearsal"
+def _results_dir(config) -> Path:
+    rehearse = config.getoption("--rehearse")
+    return Path(config.getoption("--results-dir") or ("reports/out/gpu-rehearsal" if rehearse else "reports/out/gpu"))
 
 
 def pytest_configure(config):
     if config.getoption("--gpu") and config.getoption("--rehearse"):
-        # before the specs are built: the stand-in teachers' env variables decide which cells are runnable
-        from verification import rehearsal
-        rehearsal.apply(rehearsal.env_for(_rehearsal_root(config).resolve()))
+        tiers.prepare_rehearsal_env(_results_dir(config))
 
 
 def pytest_collection_modifyitems(config, items):
@@ -51,7 +43,7 @@ def pytest_collection_modifyitems(config, items):
         skip_gpu = pytest.mark.skip(reason="--plan: the cost plan is printed at the end; nothing is trained")
     elif not (cuda or rehearse):
         skip_gpu = pytest.mark.skip(reason=f"--gpu given but CUDA is not available; on a CUDA machine it would run "
-                                           f"{_gpu_plan()} (--rehearse runs them at toy amounts here)")
+                                           f"{tiers.gpu_tier_description()} (--rehearse runs them at toy amounts here)")
     else:
         skip_gpu = None
     for item in items:
@@ -74,10 +66,10 @@ def _selected_specs(session, *, include_skipped: bool = False) -> list[dict]:
 class GpuTier:
     def __init__(self, out: Path, results: dict, rehearse: bool):
         self.out, self.results, self.rehearse = out, results, rehearse
-        self._by_cell = {(r["table"], r["row"], r["column"]): r for r in results["results"]}
+        self._by_cell = {cell_key(r): r for r in results["results"]}
 
     def record(self, spec: dict) -> dict:
-        key = (spec["table"], spec["row"], spec["column"])
+        key = cell_key(spec)
         if key not in self._by_cell:
             raise AssertionError(f"{spec['id']}: the run produced no record for this cell")
         return self._by_cell[key]
@@ -85,38 +77,16 @@ class GpuTier:
 
 @pytest.fixture(scope="session")
 def gpu_tier(request):
-    """Runs the selected cells' plan once (resumable under --results-dir) and serves their records."""
-    from verification import plans, rehearsal
-    from verification.experiments import run_plan
-
+    """Runs the selected cells' plan once (``verification.tiers.run_gpu_tier``, resumable under --results-dir) and
+    serves their records."""
     config = request.config
     rehearse = config.getoption("--rehearse")
-    selected = _selected_specs(request.session)
-    out = Path(config.getoption("--results-dir") or ("reports/out/gpu-rehearsal" if rehearse else "reports/out/gpu"))
-    out.mkdir(parents=True, exist_ok=True)
-    t0 = time.time()
-    if rehearse:
-        root = _rehearsal_root(config).resolve()
-        names = sorted({s["train"]["teacher"].split(":", 1)[1] for s in selected if s["kind"] == "train_eval"
-                        and (s["train"].get("teacher") or "").startswith("robustbench:")})
-        imagenet = any(s["kind"] == "train_eval" and s["train"]["dataset"] == "imagenet" for s in selected)
-        rehearsal.apply(rehearsal.prepare(root, names, imagenet=imagenet))
-        plan = plans.gpu_plan(selected, rehearsal=rehearsal.amounts(), teacher_cache=rehearsal.teacher_cache(root))
-    else:
-        plan = plans.gpu_plan(selected, teacher_cache=os.environ.get("MIXACM_TEACHER_CACHE") or out / "_teachers")
+    out = _results_dir(config)
     capture = config.pluginmanager.getplugin("capturemanager")
     with capture.global_and_fixture_disabled():  # "run k of N" lines reach the terminal while the plan runs
-        results = run_plan(plan, out)
-    n_runs = sum(len(r.seeds or plan.seeds) for r in plan.runs)
-    config._gpu_tier_summary = (f"gpu tier{' REHEARSAL' if rehearse else ''}: {len(selected)} cells exercised "
-                                f"of {len(specs_runnable())} runnable ({len(plan.runs)} training runs, {n_runs} with "
-                                f"seeds), {time.time() - t0:.0f} s; results in {out / 'results.json'}")
+        results, config._gpu_tier_summary = tiers.run_gpu_tier(_selected_specs(request.session), out,
+                                                               rehearse=rehearse)
     return GpuTier(out, results, rehearse)
-
-
-def specs_runnable() -> list[dict]:
-    from verification import specs
-    return [s for s in specs.all_specs() if not s["blocked"]]
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
@@ -126,9 +96,11 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     if config.getoption("--gpu") and config.getoption("--plan"):
         from verification import costs
         session = getattr(terminalreporter, "_session", None)
-        selected = _selected_specs(session, include_skipped=True) if session is not None else specs_runnable()
-        terminalreporter.write_line(costs.render(costs.plan_costs(selected)))
+        selected = _selected_specs(session, include_skipped=True) if session is not None else tiers.runnable_specs()
+        measured = config.getoption("--measured")
+        terminalreporter.write_line(costs.render(costs.plan_costs(
+            selected, measured=costs.load_measured(measured) if measured else None)))
     elif config.getoption("--gpu") and not _cuda() and not config.getoption("--rehearse"):
-        terminalreporter.write_line(f"gpu tier skipped: CUDA not available. It would run {_gpu_plan()}; "
+        terminalreporter.write_line(f"gpu tier skipped: CUDA not available. It would run {tiers.gpu_tier_description()}; "
                                     "select a table with -k 'table3:', resume with --results-dir DIR, see its cost "
                                     "with --plan, or rehearse it here with --rehearse.")

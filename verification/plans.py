@@ -6,32 +6,36 @@ says so in ``Plan.scale`` (copied into every record). Cells reuse the paper's (t
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
+from mixacm.paths import resolve_cifar10_jpeg_root
+
 from . import schema
-from .experiments import CellSpec, Plan, RunSpec
-
-DEFAULT_CIFAR_JPEG = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cifar10-jpeg"
-
+from .runner import CellSpec, Plan, RunSpec
 
 def cifar_jpeg_root(option: str | None = None) -> Path | None:
-    """--data-dir, else $MIXACM_CIFAR10_JPEG, else ../shared/data/cifar10-jpeg beside the checkout (None if absent)."""
-    for cand in (option, os.environ.get("MIXACM_CIFAR10_JPEG"), DEFAULT_CIFAR_JPEG):
-        if cand and Path(cand).is_dir():
-            return Path(cand)
-    return None
+    """The CIFAR-10 JPEG copy as ``mixacm.paths.resolve_cifar10_jpeg_root`` finds it (--data-dir, else
+    $MIXACM_CIFAR10_JPEG, else ../shared/data/cifar10-jpeg beside the checkout), None where it finds none."""
+    try:
+        return resolve_cifar10_jpeg_root(option)
+    except FileNotFoundError:
+        return None
 
 
-FIG3_FRACTIONS = (0.1, 0.3)  # Fig. 3: MixACM on these fractions of the plan's full training data
+FIG3_FRACTIONS = (0.1, 0.3)
+# also evaluated with AutoAttack (with the plan's PGD-7 AT run): KD-only students are trained at temperature 10, the
+# classic gradient-masking case, so their PGD number is checked by a gradient-free part too
+AUTOATTACK_RUNS = ("mixacm", "only_kd")  # Fig. 3: MixACM on these fractions of the plan's full training data
 
 
-def _ablation_runs(student: str, teacher_key: str, attacks: tuple[str, ...], extra: bool,
-                   full_fraction: float = 1.0) -> list[RunSpec]:
+def _ablation_runs(student: str, teacher_key: str, attacks: tuple[str, ...], extra: bool, epochs: int,
+                   full_fraction: float = 1.0, affine: bool = True) -> list[RunSpec]:
     """The students of Table 6 (components), Table 3 (natural, RKD, w/o mixup) and, with ``extra``, Tables 7/8/9,
     Fig. 3 and Fig. 7. ``student`` is the student architecture; the teacher run is ``teacher_key``;
-    ``full_fraction`` is the plan's "full data" (Fig. 3's fractions are relative to it)."""
+    ``full_fraction`` is the plan's "full data" (Fig. 3's fractions are relative to it). Fig. 3's runs train for
+    ``epochs / fraction`` epochs: the optimiser steps of a full-data run at ``epochs``, so that the claim compares
+    fewer images, not fewer steps."""
     t = teacher_key
     runs = [
         RunSpec("mixacm", {"method": "mixacm", "model": student}, t, attacks=attacks),  # Std. Setting
@@ -50,8 +54,12 @@ def _ablation_runs(student: str, teacher_key: str, attacks: tuple[str, ...], ext
             RunSpec("direct_l2", {"method": "mixacm", "model": student, "feature_loss": "direct", "alpha_acm": 1.0}, t),
             RunSpec("teacher_avgpool", {"method": "mixacm", "model": student, "transform": "teacher_avgpool"}, t),
             RunSpec("student_maxpool", {"method": "mixacm", "model": student, "transform": "student_maxpool"}, t),
-        ] + [
-            RunSpec(f"mixacm_frac{round(100 * f)}", {"method": "mixacm", "model": student,
+        ] + ([
+            # the learned maps Sec. 5.2 compares adaptive pooling with ("we use adaptive pooling as a default")
+            RunSpec("teacher_affine", {"method": "mixacm", "model": student, "transform": "teacher_affine"}, t),
+            RunSpec("student_affine", {"method": "mixacm", "model": student, "transform": "student_affine"}, t),
+        ] if affine else []) + [
+            RunSpec(f"mixacm_frac{round(100 * f)}", {"method": "mixacm", "model": student, "epochs": round(epochs / f),
                                                      "data_fraction": round(f * full_fraction, 6)}, t)
             for f in FIG3_FRACTIONS
         ] + [
@@ -71,7 +79,7 @@ def _cells(robust: str, extra: bool, at_key: str | None, autoattack: bool) -> li
           ("mixacm", "CIFAR-10 / Ours")] + ([(at_key, "CIFAR-10 / PGD7-AT")] if at_key else [])
     for key, row in t3:
         c += [CellSpec("table3", row, "Acc.", key, "clean"), CellSpec("table3", row, "PGD 20", key, "pgd20")]
-        if autoattack and key in ("mixacm", at_key):
+        if autoattack and key in AUTOATTACK_RUNS + (at_key,):
             c.append(CellSpec("table3", row, "AutoAttack", key, "autoattack"))
     if extra:
         for key, row in [("blocks_2", "Low-Level (2)"), ("blocks_3", "Mid-Level (3)"), ("blocks_4", "High-Level (4)"),
@@ -82,7 +90,9 @@ def _cells(robust: str, extra: bool, at_key: str | None, autoattack: bool) -> li
             c += [CellSpec("table8", row, "Accuracy", key, "clean"), CellSpec("table8", row, "Robustness", key, robust)]
         for key, row in [("mixacm", "teacher Adaptive Max Pool / student None"),
                          ("teacher_avgpool", "teacher Adaptive Avg Pool / student None"),
-                         ("student_maxpool", "teacher None / student Adaptive Max Pool")]:
+                         ("student_maxpool", "teacher None / student Adaptive Max Pool"),
+                         ("teacher_affine", "teacher Affine / student None"),
+                         ("student_affine", "teacher None / student Affine")]:
             c += [CellSpec("table9", row, "Accuracy", key, "clean"), CellSpec("table9", row, "Robustness", key, robust)]
         for key, f in [(f"mixacm_frac{round(100 * f)}", f) for f in FIG3_FRACTIONS] + [("mixacm", 1.0)]:
             # data_fraction here is relative to the plan's full training data
@@ -124,14 +134,16 @@ def digits_plan(epochs: int = 6, seeds: tuple[int, ...] = (0, 1), extra: bool = 
     alpha_acm = 5000 (Sec. 6) is stated at the paper's student widths, WRN-34-10 (``alpha_acm_reference``; None:
     literally on WRN-10-1's channel means, where the ACM term outweighs the others ~1,000x and the run warns)."""
     runs = [RunSpec("teacher", {"method": "fast_at", "model": "wrn-10-2", "epochs": epochs + 4}, seeded=False)]
-    runs += _ablation_runs("wrn-10-1", "teacher", ("pgd20",), extra)
+    # no affine transforms on digits: the freshly initialised teacher-side map makes the ACM term dwarf the others
+    # in the first epoch (warned on both seeds), and the main job prints no warning; the cpu tier runs them
+    runs += _ablation_runs("wrn-10-1", "teacher", ("fgsm", "pgd20"), extra, epochs, affine=False)
     runs.append(RunSpec("pgd_at", {"method": "pgd_at", "model": "wrn-10-1"}))
     cells = _cells("pgd20", extra, "pgd_at", autoattack=False)
     if extra:  # the compared methods of Table 1, each in seconds on digits (their attacks at the digits eps)
         for key, row, over in DIGITS_COMPARED:
             if "free_replays" in over:  # Free-AT: epochs divided by its replays
                 over = {**over, "epochs": max(1, epochs // over["free_replays"])}
-            runs.append(RunSpec(key, {"model": "wrn-10-1", **over}, attacks=("pgd20", "pgd100")))
+            runs.append(RunSpec(key, {"model": "wrn-10-1", **over}, attacks=("fgsm", "pgd20", "pgd100")))
             cells += [CellSpec("table1", row, "Clean Acc.", key, "clean"),
                       CellSpec("table1", row, "PGD 100", key, "pgd100")]
     scale = f"digits 8x8, WRN-10-2 Fast-AT teacher -> WRN-10-1, {epochs} epochs, eps 0.1, PGD-20 on 300"
@@ -141,6 +153,40 @@ def digits_plan(epochs: int = 6, seeds: tuple[int, ...] = (0, 1), extra: bool = 
     return Plan(name="digits", tier="smoke", base={**DIGITS_BASE, "epochs": epochs}, runs=runs, cells=cells,
                 seeds=seeds, eval_n=300, eval_eps=0.1, scale=scale,
                 acm_profiles={"teacher": "teacher", "student": "mixacm", "natural": "natural"}, acm_n=200)
+
+
+def digits_compared_plan(epochs: int = 6, seeds: tuple[int, ...] = (0, 1), only: tuple[str, ...] | None = None,
+                         eval_n: int | None = None) -> Plan:
+    """Every Table 1 method the trainer implements, side by side on the embedded digits default: the digits teacher
+    and students of ``digits_plan`` (natural, PGD-AT, RKD, ARD, MixACM at the paper's widths) plus the compared
+    methods of ``DIGITS_COMPARED``, each evaluated by FGSM, PGD-20 and PGD-100 on the whole digits test split with
+    per-image masks. ``only``: these run keys (and the teacher); ``eval_n``: a seeded test subset (tests)."""
+    base = digits_plan(epochs=epochs, seeds=seeds, extra=True)
+    keep = {"teacher", "natural", "pgd_at", "only_kd", "mixacm", *(k for k, _, _ in DIGITS_COMPARED)}
+    attacks = ("fgsm", "pgd20", "pgd100")
+    runs = [RunSpec(r.key, r.overrides, r.teacher, r.seeded, attacks if r.seeded else r.attacks, r.seeds)
+            for r in base.runs if r.key in keep]
+    runs.insert(4, RunSpec("ard", {"method": "ard", "model": "wrn-10-1", "attack_steps": 5}, "teacher", attacks=attacks))
+    rows = {"natural": "Natural", "pgd_at": "AT (Madry et al. [49])", "only_kd": "RKD (Goldblum et al. [26])",
+            "ard": "ARD (Goldblum et al. [26], adversarial)", "mixacm": "Ours (w/ Mixup)",
+            **{k: row for k, row, _ in DIGITS_COMPARED}}
+    cells = [CellSpec("table1", rows[r.key], col, r.key, metric)
+             for r in runs if r.seeded for col, metric in (("Clean Acc.", "clean"), ("PGD 20", "pgd20"),
+                                                            ("PGD 100", "pgd100"))]
+    cells += [CellSpec("teacher", "Fast-AT teacher (WRN-10-2)", col, "teacher", metric)
+              for col, metric in (("Clean Acc.", "clean"), ("PGD 20", "pgd20"))]
+    if only is not None:
+        unknown = sorted(set(only) - {r.key for r in runs})
+        if unknown:
+            raise ValueError(f"unknown run keys {unknown}; choose from {', '.join(r.key for r in runs)}")
+        wanted = set(only) | {r.teacher for r in runs if r.key in only and r.teacher}
+        runs = [r for r in runs if r.key in wanted]
+        cells = [c for c in cells if c.run in wanted]
+    return Plan(name="digits-compared", tier="smoke", base=base.base, runs=runs, cells=cells, seeds=seeds,
+                eval_n=eval_n, eval_eps=base.eval_eps,
+                scale=f"digits 8x8, WRN-10-2 Fast-AT teacher -> WRN-10-1, {epochs} epochs, eps 0.1, training "
+                      f"attacks of 5 steps (PGD-AT: 7), FGSM/PGD-20/PGD-100 on the whole test split; alpha_acm stated at "
+                      f"wrn-34-10 block widths")
 
 
 def cifar_slice_plan(data_root: str | Path, fraction: float = 0.01, epochs: int = 1) -> Plan:
@@ -162,7 +208,7 @@ def cifar_slice_plan(data_root: str | Path, fraction: float = 0.01, epochs: int 
 # -------------------------------------------------------------------------------------------------- cpu tier
 def cpu_plan(data_root: str | Path, *, fraction: float = 0.2, epochs: int = 3, teacher_fraction: float = 0.3,
              teacher_epochs: int = 4, seeds: tuple[int, ...] = (0, 1), extra: bool = True, autoattack_n: int = 500,
-             eval_n: int = 500, autoattack_seeds: int = 1, alpha_acm_reference: str | None = None,
+             eval_n: int | None = None, autoattack_seeds: int = 1, alpha_acm_reference: str | None = None,
              table10: tuple[str, ...] = (), only: tuple[str, ...] | None = None) -> Plan:
     """The CPU-scale reproduction on real CIFAR-10 (JPEG copy), sized for 2 cores.
 
@@ -171,8 +217,9 @@ def cpu_plan(data_root: str | Path, *, fraction: float = 0.2, epochs: int = 3, t
     teacher-side adaptive max pool is exercised), every claim-bearing ablation, a PGD-7 AT baseline on the same
     student, and the two open implementation choices run side by side: ACM reduction "sum" (one seed) vs the default
     "mean" over channels, and block features after ("post") vs before ("pre", default) the next BN+ReLU.
-    Robust columns use PGD-20 (eps 8/255, step 2/255) on a seeded test subset; AutoAttack (standard) on a seeded
-    subset of ``autoattack_n`` images (the PGD-20 images when equal to ``eval_n``) for MixACM and PGD-7 AT, first
+    Robust columns use PGD-20 (eps 8/255, step 2/255), with FGSM beside it for the gradient-masking self-check, on the
+    whole test split (``eval_n`` None; paired comparisons need the same images and gain from all of them) or a seeded
+    subset; AutoAttack (standard) on a seeded subset of ``autoattack_n`` images for MixACM, Only-KD and PGD-7 AT, first
     ``autoattack_seeds`` seeds (~30 min per seed on 2 cores at 500).
     Runs are resumable, so ``extra=False`` then ``extra=True`` adds the rest.
 
@@ -187,7 +234,7 @@ def cpu_plan(data_root: str | Path, *, fraction: float = 0.2, epochs: int = 3, t
             "val_fraction": 0.02, "val_n": 200, "progress": False, "teacher_gate_tolerance": 0.15}
     runs = [RunSpec("teacher", {"method": "fast_at", "model": "wrn-16-2", "epochs": teacher_epochs,
                                 "data_fraction": teacher_fraction}, seeded=False)]
-    runs += _ablation_runs("wrn-16-1", "teacher", ("pgd20",), extra, full_fraction=fraction)
+    runs += _ablation_runs("wrn-16-1", "teacher", ("fgsm", "pgd20"), extra, epochs, full_fraction=fraction)
     runs += [RunSpec("pgd_at", {"method": "pgd_at", "model": "wrn-16-1"}),
              # the open implementation choices (sum: one seed, CPU budget; it sits at chance)
              RunSpec("mixacm_sum", {"method": "mixacm", "model": "wrn-16-1", "acm_reduction": "sum"}, "teacher",
@@ -206,7 +253,8 @@ def cpu_plan(data_root: str | Path, *, fraction: float = 0.2, epochs: int = 3, t
     runs += t10_runs
     cells += t10_cells
     scale = (f"CIFAR-10 JPEG q75; WRN-16-2 Fast-AT teacher ({teacher_fraction:.0%} of train, {teacher_epochs} ep) -> "
-             f"WRN-16-1 students ({fraction:.0%} of train, {epochs} ep); eps 8/255; PGD-20 on {eval_n} test images")
+             f"WRN-16-1 students ({fraction:.0%} of train, {epochs} ep); eps 8/255; FGSM and PGD-20 on "
+             f"{eval_n or 'all 10,000'} test images")
     name = "cpu-cifar10"
     if alpha_acm_reference is not None:
         runs = _alpha_at(runs, alpha_acm_reference)
@@ -224,7 +272,7 @@ def cpu_plan(data_root: str | Path, *, fraction: float = 0.2, epochs: int = 3, t
     keys = {r.key for r in runs}
     return Plan(name=name, tier="cpu", base=base, runs=runs, cells=cells, seeds=seeds, eval_n=eval_n, scale=scale,
                 acm_profiles=profiles if set(profiles.values()) <= keys else {}, acm_n=500,
-                data_root=str(data_root), autoattack_runs=tuple(k for k in ("mixacm", "pgd_at") if k in keys)
+                data_root=str(data_root), autoattack_runs=tuple(k for k in AUTOATTACK_RUNS + ("pgd_at",) if k in keys)
                 if autoattack_n > 0 else (), autoattack_n=autoattack_n, autoattack_seeds=autoattack_seeds,
                 extra_records=ratios)
 
@@ -339,3 +387,67 @@ def gpu_plan(selected: list[dict[str, Any]], *, rehearsal: dict[str, Any] | None
                 runs=list(runs.values()), cells=cells, seeds=(0,), eval_n=r.get("eval_n"), eval_eps=8 / 255,
                 scale=scale, eval_max_iterations=r.get("max_iterations"), keep_checkpoints=r.get("keep_checkpoints", True),
                 extra_records=extra, streamed_eval_n=r.get("eval_n") or IMAGENET_EVAL_N)
+
+
+# ---------------------------------------------------------------------------------------- epoch-scaling study
+SCALING_EPOCHS = (3, 6, 12, 24)
+SCALING_ATTACKS = ("fgsm", "pgd20")  # FGSM: cheap, and it lets the gradient-masking self-check run on every model
+
+
+def epoch_scaling_plan(data_root: str | Path, *, epochs: tuple[int, ...] = SCALING_EPOCHS,
+                       mixacm_seeds: tuple[int, ...] = (0, 1, 2), at_seeds: tuple[int, ...] = (0, 1),
+                       fraction: float = 0.2, teacher_fraction: float = 0.3, teacher_epochs: int = 4,
+                       eval_n: int | None = None, fig3_fraction: float = 0.3,
+                       alpha_acm_reference: str | None = "wrn-34-10", only: tuple[str, ...] | None = None,
+                       base_overrides: dict[str, Any] | None = None) -> Plan:
+    """Does MixACM close its robustness gap to PGD-7 AT as training grows? The cpu tier's teacher (Fast-AT WRN-16-2)
+    and WRN-16-1 students; MixACM (alpha_acm at the paper's student widths) and PGD-7 AT each trained from scratch
+    with its own cosine schedule at every epoch count of ``epochs``; every model evaluated (clean, FGSM, PGD-20) on
+    the whole test split (``eval_n`` None), so that conditions are decided paired on the same images. Also Fig. 3 at
+    equal optimiser steps: MixACM on ``fig3_fraction`` of the data for ``epochs[0] / fig3_fraction`` epochs, the
+    steps of PGD-7 AT's full-data run at ``epochs[0]`` epochs.
+
+    Cells: table "epochs", rows "mixacm" / "pgd_at" / "teacher", columns "clean" / "robust", ``setting.epochs``;
+    table "fig3" as in the cpu tier, with ``setting.epochs`` on both sides. The optimiser's settings are stated
+    in ``base`` (not left to the trainer's defaults), so a resumed run trains exactly as it began.
+    ``base_overrides``: trainer settings for every run (toy-size checks of the plan's machinery)."""
+    base = {"dataset": "cifar10-jpeg", "data_fraction": fraction, "epochs": epochs[0], "select_metric": "last",
+            "val_fraction": 0.02, "val_n": 200, "progress": False, "teacher_gate_tolerance": 0.15,
+            "lr": 0.1, "momentum": 0.9, "nesterov": True, "weight_decay": 5e-4, "schedule": "cosine",
+            "batch_size": 128, "attack_steps": 7, "attack_step": 2 / 255, "eps": 8 / 255, **(base_overrides or {})}
+    runs = [RunSpec("teacher", {"method": "fast_at", "model": "wrn-16-2", "epochs": teacher_epochs,
+                                "data_fraction": teacher_fraction}, seeded=False, attacks=SCALING_ATTACKS)]
+    cells = [CellSpec("epochs", "teacher", col, "teacher", metric, {"epochs": teacher_epochs})
+             for col, metric in (("clean", "clean"), ("robust", "pgd20"))]
+    for e in epochs:
+        for key, over, seeds in ((f"mixacm_e{e}", {"method": "mixacm"}, mixacm_seeds),
+                                 (f"pgd_at_e{e}", {"method": "pgd_at"}, at_seeds)):
+            runs.append(RunSpec(key, {**over, "model": "wrn-16-1", "epochs": e},
+                                "teacher" if over["method"] == "mixacm" else None, attacks=SCALING_ATTACKS,
+                                seeds=seeds))
+            cells += [CellSpec("epochs", over["method"], col, key, metric, {"epochs": e})
+                      for col, metric in (("clean", "clean"), ("robust", "pgd20"))]
+    fig3_epochs = round(epochs[0] / fig3_fraction)
+    frac_key = f"mixacm_frac{round(100 * fig3_fraction)}_e{fig3_epochs}"
+    runs.insert(3, RunSpec(frac_key, {"method": "mixacm", "model": "wrn-16-1", "epochs": fig3_epochs,
+                                      "data_fraction": round(fig3_fraction * fraction, 6)}, "teacher",
+                           attacks=SCALING_ATTACKS, seeds=mixacm_seeds))  # after the first pair: early evidence
+    for row, key, f, e in (("mixacm", frac_key, fig3_fraction, fig3_epochs), ("pgd7_at", f"pgd_at_e{epochs[0]}", 1.0,
+                                                                               epochs[0])):
+        cells += [CellSpec("fig3", row, col, key, metric, {"data_fraction": f, "epochs": e})
+                  for col, metric in (("clean", "clean"), ("robust", "pgd20"))]
+    if alpha_acm_reference is not None:
+        runs = _alpha_at(runs, alpha_acm_reference)
+    if only is not None:
+        unknown = sorted(set(only) - {r.key for r in runs})
+        if unknown:
+            raise ValueError(f"only: unknown runs {unknown}; valid: {', '.join(r.key for r in runs)}")
+        keep = set(only) | {r.teacher for r in runs if r.key in only and r.teacher}
+        runs = [r for r in runs if r.key in keep]
+        cells = [c for c in cells if c.run in keep]
+    scale = (f"CIFAR-10 JPEG q75; WRN-16-2 Fast-AT teacher ({teacher_fraction:.0%} of train, {teacher_epochs} ep) -> "
+             f"WRN-16-1 students ({fraction:.0%} of train) at {', '.join(map(str, epochs))} epochs; eps 8/255; "
+             f"FGSM and PGD-20 on {eval_n or 'all 10,000'} test images"
+             + (f"; alpha_acm stated at {alpha_acm_reference} block widths" if alpha_acm_reference else ""))
+    return Plan(name="cpu-epoch-scaling", tier="cpu", base=base, runs=runs, cells=cells, seeds=mixacm_seeds,
+                eval_n=eval_n, scale=scale, data_root=str(data_root))

@@ -5,7 +5,7 @@ Reproduced-results file (JSON)::
     {
       "provenance": {"commit": str, "machine": str, "python": str, "torch": str, "started": str (ISO 8601),
                      "wall_time_s": float, "tier": "smoke" | "cpu" | "gpu",
-                     optional (experiments.run_plan): "plan", "seeds", "scale", "train_wall_time_s" and
+                     optional (runner.run_plan): "plan", "seeds", "scale", "train_wall_time_s" and
                      "eval_wall_time_s" ({"<run>-s<seed>[-aa]": s}), "plan_compute_s" (their sum: a resumed plan's
                      cost over all its sessions)},
       "results": [record, ...]
@@ -22,7 +22,11 @@ quantity the paper shows only in a figure (``table`` = "fig3", "fig4", "fig7", o
       "std": float | null,       # sample std (ddof=1) over runs; null when n_runs == 1
       "n_runs": int, "runs": [float, ...], "seeds": [int, ...],   # per-seed values, same order
       "config": {...},           # the trainer + evaluator config actually run
-      "wall_time_s": float
+      "wall_time_s": float,
+      optional "per_image": {"n": int, "indices_sha256": str, "masks": [str, ...]}
+                                 # accuracies: each seed's per-image 0/1 result (mixacm.masks.pack), same order as
+                                 # runs, on the test images fingerprinted by indices_sha256 (mixacm.masks); two
+                                 # records with the same fingerprint were measured on the same images (paired)
     }
 
 Claims file (JSON): a list of ``{"id", "statement", "source", "verdict", "numbers", "paper_numbers", "rule"}`` with
@@ -46,10 +50,11 @@ RECORD_KEYS = ("table", "row", "column", "setting", "value", "std", "n_runs", "r
 SETTING_KEYS = ("dataset", "teacher", "teacher_robustbench", "teacher_dataset", "student", "method", "attack", "eps",
                 "data_fraction")
 CLAIM_KEYS = ("id", "statement", "source", "verdict", "numbers", "paper_numbers", "rule")
-CLAIM_VERDICTS = ("reproduced", "not reproduced", "inconclusive")
+CLAIM_VERDICTS = ("reproduced", "not reproduced", "inconclusive", "not testable here", "not run here")
 CONDITION_KEYS = ("condition", "status", "reason", "delta", "threshold", "test", "alpha", "df", "t", "p_greater", "p_less",
                   "ci95")
 CONDITION_STATUSES = ("holds", "fails", "unclear")
+PER_IMAGE_KEYS = ("n", "indices_sha256", "masks")
 
 
 class SchemaError(ValueError):
@@ -98,8 +103,28 @@ def validate_record(rec: Any, where: str = "record") -> None:
             raise SchemaError(f"{where}: std {rec['std']} is not the sample std of runs ({sd}); use make_record")
     if not isinstance(rec["config"], dict):
         raise SchemaError(f"{where}: config must be a dict")
+    if rec.get("per_image") is not None:
+        _validate_per_image(rec["per_image"], runs, where)
     if not (_num(rec["wall_time_s"]) and rec["wall_time_s"] >= 0):
         raise SchemaError(f"{where}: wall_time_s must be a number >= 0")
+
+
+def _validate_per_image(block: Any, runs: list[float], where: str) -> None:
+    from mixacm.masks import unpack
+
+    if not isinstance(block, dict) or set(block) != set(PER_IMAGE_KEYS):
+        raise SchemaError(f"{where}: per_image must be a dict with keys {PER_IMAGE_KEYS}")
+    n, masks = block["n"], block["masks"]
+    if not isinstance(n, int) or n < 1 or not isinstance(masks, list) or len(masks) != len(runs):
+        raise SchemaError(f"{where}: per_image needs n >= 1 and one mask per run ({len(runs)})")
+    for i, (m, v) in enumerate(zip(masks, runs)):
+        try:
+            acc = 100.0 * float(unpack(m, n).mean())
+        except (ValueError, TypeError) as e:
+            raise SchemaError(f"{where}: per_image.masks[{i}] is not a packed mask of {n} images ({e})") from None
+        if abs(acc - v) > 1e-6 * max(1.0, abs(v)):
+            raise SchemaError(f"{where}: per_image.masks[{i}] gives {acc:.4f} % but runs[{i}] is {v}; the masks "
+                              "must be the runs' own evaluations")
 
 
 def validate_results(obj: Any) -> None:
@@ -119,7 +144,7 @@ def validate_results(obj: Any) -> None:
     seen = set()
     for i, rec in enumerate(obj["results"]):
         validate_record(rec, f"results[{i}]")
-        key = (rec["table"], rec["row"], rec["column"], _frozen(rec["setting"]))
+        key = (*cell_key(rec), _frozen(rec["setting"]))
         if key in seen:
             raise SchemaError(f"results[{i}]: duplicate record for {key[:3]} with the same setting; merge the runs")
         seen.add(key)
@@ -156,9 +181,17 @@ def _frozen(d: Any) -> Any:
     return d
 
 
+def cell_key(obj: dict[str, Any]) -> tuple[str, str, str]:
+    """A paper cell's key (table, row, column), of a record, a spec or a cell of ``verification.paper_data``: the
+    one definition every lookup by cell uses."""
+    return obj["table"], obj["row"], obj["column"]
+
+
 def make_record(table: str, row: str, column: str, setting: dict[str, Any], runs: Iterable[float],
-                seeds: Iterable[int], config: dict[str, Any] | None = None, wall_time_s: float = 0.0) -> dict[str, Any]:
-    """Build a valid record from per-seed values (mean and sample std computed here)."""
+                seeds: Iterable[int], config: dict[str, Any] | None = None, wall_time_s: float = 0.0,
+                per_image: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Build a valid record from per-seed values (mean and sample std computed here); ``per_image``: the runs'
+    packed per-image masks (see the module's docstring), checked against the values."""
     runs, seeds = [float(v) for v in runs], list(seeds)
     full_setting = {k: None for k in SETTING_KEYS}
     full_setting.update(setting)
@@ -167,6 +200,8 @@ def make_record(table: str, row: str, column: str, setting: dict[str, Any], runs
            "std": statistics.stdev(runs) if len(runs) > 1 else None,
            "n_runs": len(runs), "runs": runs, "seeds": seeds, "config": dict(config or {}),
            "wall_time_s": float(wall_time_s)}
+    if per_image is not None:
+        rec["per_image"] = per_image
     validate_record(rec)
     return rec
 

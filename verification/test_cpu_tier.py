@@ -1,6 +1,6 @@
 """CPU tier (``pytest verification/ --cpu``): the CPU-scale reproduction on the real CIFAR-10 JPEG copy (about 3.2 h on 2 cores).
 
-Trains the Fast-AT teacher and every student of ``verification.plans.cpu_plan`` from scratch (resumable through
+Trains the Fast-AT teacher and every student of ``verification.tiers.cpu_tier_plan`` from scratch (resumable through
 ``--results-dir``), evaluates them, computes the claims from these fresh runs, then compares the verdicts with the
 recorded reproduction in ``reports/recorded/cpu/`` (numbers must agree within the measured spread)."""
 from __future__ import annotations
@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from verification import schema
-from verification.experiments import run_plan
-from verification.plans import cifar_jpeg_root, cpu_plan
+from verification.plans import cifar_jpeg_root
+from verification.tiers import RECORDED_CPU as RECORDED
+from verification.tiers import run_cpu_tier
 
-RECORDED = Path(__file__).resolve().parents[1] / "reports" / "recorded" / "cpu"
 pytestmark = pytest.mark.cpu
 
 
@@ -25,9 +25,7 @@ def cpu_results(request):
     if root is None:
         pytest.fail("cpu tier needs the CIFAR-10 JPEG copy: pass --data-dir or set MIXACM_CIFAR10_JPEG")
     out = Path(request.config.getoption("--results-dir") or "reports/out/cpu")
-    recorded_plan = json.loads((RECORDED / "plan.json").read_text()) if (RECORDED / "plan.json").is_file() else {}
-    plan = cpu_plan(root, **recorded_plan)
-    return out, run_plan(plan, out)
+    return out, run_cpu_tier(root, out)
 
 
 def test_results_valid_and_claims_computed(cpu_results):

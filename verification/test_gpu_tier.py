@@ -1,5 +1,5 @@
 """gpu tier: every paper cell with a spec, trained and evaluated at the paper's settings through the one experiment
-runner (``verification.experiments.run_plan`` on ``verification.plans.gpu_plan``), then compared with the cell's
+runner (``verification.runner.run_plan`` on ``verification.plans.gpu_plan``), then compared with the cell's
 tolerance. Resumable: runs and evaluations are kept under --results-dir (default reports/out/gpu), whose
 results.json / claims.json follow verification.schema; the last test renders the report from them.
 

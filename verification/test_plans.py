@@ -70,3 +70,29 @@ def test_table10_students_train_against_the_plans_teacher_with_exact_size_ratios
     assert not any(c.table == "table10" for c in cpu_plan("/data/cifar10-jpeg").cells)  # opt-in
     with pytest.raises(ValueError, match="table10: 'resnet18' is not a WRN"):
         cpu_plan("/data/cifar10-jpeg", table10=("resnet18",))
+
+
+@pytest.mark.parametrize("make", ["cpu_tier", "digits", "epoch_scaling"])
+def test_every_evaluation_can_run_the_masking_check_and_fig3_runs_match_full_steps(make):
+    """Every run is evaluated with FGSM beside PGD (the gradient-masking self-check needs a one-step or black-box
+    attack); Only-KD students (temperature-trained, the classic masking case) also get AutoAttack; Fig. 3's runs on a
+    fraction of the data train for as many optimiser steps as the full-data run they are compared with."""
+    from verification.plans import digits_plan, epoch_scaling_plan
+
+    plan = {"cpu_tier": lambda: cpu_plan("/data/cifar10-jpeg", extra=True),
+            "digits": lambda: digits_plan(extra=True),
+            "epoch_scaling": lambda: epoch_scaling_plan("/data/cifar10-jpeg")}[make]()
+    cfgs = _configs(plan)
+    assert all("fgsm" in r.attacks for r in plan.runs), [r.key for r in plan.runs if "fgsm" not in r.attacks]
+    if make == "cpu_tier":
+        assert "only_kd" in plan.autoattack_runs and plan.eval_n is None  # whole test split by default
+    full = {c.run: c for c in plan.cells if c.table == "fig3" and c.row == "pgd7_at"}
+    assert full, "no full-data Fig. 3 reference"
+    (ref,) = full
+    steps_ref = cfgs[ref].data_fraction * cfgs[ref].epochs
+    base_fraction = cfgs["mixacm_e3" if make == "epoch_scaling" else "mixacm"].data_fraction
+    for c in plan.cells:
+        if c.table == "fig3" and c.row == "mixacm":
+            cfg = cfgs[c.run]
+            assert cfg.data_fraction * cfg.epochs == pytest.approx(base_fraction * cfgs[ref].epochs, rel=0.05), c.run
+    assert steps_ref == pytest.approx(base_fraction * cfgs[ref].epochs)

@@ -1,26 +1,6 @@
-"""The record tool: copies a plan's outputs without per-sample masks; the claims table renders as markdown."""
+"""The record tool: copies a plan's outputs with bit-packed per-image masks (verification/test_paired.py); every
+recorded set is valid and its claims are today's."""
 import json
-
-from verification.record import _strip_masks, claims_markdown
-
-
-def test_strip_masks_keeps_aggregates():
-    ev = {"clean": {"accuracy": 0.5, "correct_mask": [1, 0]}, "indices": [3, 4],
-          "attacks": {"pgd20": {"robust_accuracy": 0.25, "robust_mask": [1, 0]}}}
-    out = _strip_masks(ev)
-    assert out == {"clean": {"accuracy": 0.5}, "attacks": {"pgd20": {"robust_accuracy": 0.25}}}
-    assert json.dumps(out)  # still JSON
-
-
-def test_claims_markdown_shows_both_sides_and_verdicts():
-    claims = [{"id": "x", "statement": "S.", "source": "Table 6", "verdict": "reproduced", "paper_verdict": "reproduced",
-               "numbers": [{"condition": "a > b", "a": {"mean": 3.0, "std": 0.5}, "b": {"mean": 1.0, "std": None},
-                            "status": "holds"}],
-               "paper_numbers": [{"condition": "a > b", "a": {"mean": 48.38, "std": None}, "b": {"mean": 0.21},
-                                  "status": "holds"}]}]
-    md = claims_markdown(claims).splitlines()
-    assert md[0].startswith("| claim |") and len(md) == 3
-    assert "**reproduced**" in md[2] and "3.00 ± 0.50 vs 1.00" in md[2] and "48.38 vs 0.21" in md[2]
 
 
 def test_every_recorded_set_follows_the_schema_and_names_no_machine_path():
@@ -78,3 +58,38 @@ def test_every_recorded_sets_claims_are_what_todays_rule_computes_from_its_resul
         for c in [c for c in fresh if c not in recorded] + [c for c in recorded if c not in fresh]:
             stale.add(f"{d.name}: {c['id']}")
     assert not stale, f"recorded claims differ from a recomputation (rerun python -m verification.claims): {sorted(stale)}"
+
+
+def test_generated_prose_about_the_records_is_current():
+    """Every set's README.md, reports/recorded/index.html and the README's verdict block are what
+    reports.summary generates from the records today: no number about a record is typed by hand."""
+    from reports import summary
+
+    stale = [str(f) for f, text in summary.outputs().items() if not f.is_file() or f.read_text() != text]
+    assert not stale, f"stale generated files (run python -m reports.summary): {stale}"
+
+
+def test_summary_counts_tested_claims_apart_from_claims_not_run(tmp_path):
+    """A claim a set did not run shows as '–' in the verdict table and is listed as not run in the index, never
+    among the sets that tested it."""
+    import shutil
+    from pathlib import Path
+
+    from reports import summary
+    src = sorted(summary.recorded_sets())[0]
+    d = tmp_path / "one"
+    d.mkdir()
+    for f in ("results.json", "claims.json"):
+        shutil.copy2(src / f, d / f)
+    cl = json.loads((d / "claims.json").read_text())
+    cl[0]["verdict"] = "not run here"
+    (d / "claims.json").write_text(json.dumps(cl))
+    table = summary.verdict_table(tmp_path).splitlines()
+    assert table[2].endswith("| – |"), table[2]
+    data = summary.index_data(tmp_path)
+    first = data["claims"][[c["id"] for c in data["claims"]].index(cl[0]["id"])]
+    assert first["sets"] == [] and first["not_run"] == ["one"]
+    text = summary.set_readme(d)
+    assert Path(d / "README.md").exists() is False and "Not run in this set (" in text
+    assert cl[0]["statement"].rstrip(".") in text.split("Not run in this set")[1].split("\n")[0]
+    assert f"| {cl[0]['statement']} |" not in text

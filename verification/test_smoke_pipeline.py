@@ -8,7 +8,7 @@ import pytest
 
 from verification import schema
 from verification.claims import CLAIMS
-from verification.experiments import run_plan
+from verification.runner import run_plan
 from verification.plans import cifar_jpeg_root, cifar_slice_plan, digits_plan
 
 
@@ -28,6 +28,15 @@ def test_digits_results_follow_the_schema(digits_run):
     for r in results["results"]:
         assert r["n_runs"] == (1 if r["setting"].get("run") == "teacher" else 2), r
         assert r["setting"]["scale"], "every record states how it differs from the paper's setting"
+        if r["table"] not in ("bench", "fig4"):  # accuracies keep each seed's per-image masks: comparisons are paired
+            assert r.get("per_image") and r["per_image"]["n"] == r["setting"]["eval_n"] == 300, r["table"]
+
+
+def test_every_evaluation_ran_the_gradient_masking_check(digits_run):
+    out, _ = digits_run
+    for f in sorted((out / "evals").glob("*.json")):
+        checks = {c["name"]: c["status"] for c in json.loads(f.read_text())["self_checks"]}
+        assert checks["no_gradient_masking"] in ("ok", "flag"), (f.name, checks["no_gradient_masking"])
 
 
 def test_records_name_no_directory_of_this_machine(digits_run):
@@ -84,18 +93,19 @@ def test_cifar_slice_pipeline(tmp_path, request):
 
 def test_stored_evaluation_is_reused_only_for_the_same_subset_and_attacks(digits_run):
     """A resumed plan whose subset size or attacks changed (e.g. a larger AutoAttack subset) must re-evaluate."""
-    from verification.experiments import _cached_eval
+    from verification.runner import _cached_eval
     out, _ = digits_run
     path = out / "evals" / "natural-s0.json"
-    assert _cached_eval(path, 300, ("pgd20",)) is not None
-    assert _cached_eval(path, 500, ("pgd20",)) is None
+    assert _cached_eval(path, 300, ("fgsm", "pgd20")) is not None
+    assert _cached_eval(path, 300, ("pgd20",)) is None
+    assert _cached_eval(path, 500, ("fgsm", "pgd20")) is None
     assert _cached_eval(path, 300, ("autoattack",)) is None
     assert _cached_eval(out / "evals" / "absent.json", 300, ("pgd20",)) is None
 
 
 def test_stored_evaluation_of_another_subset_is_set_aside_not_reused(digits_run, tmp_path):
     import shutil
-    from verification.experiments import _cached_eval
+    from verification.runner import _cached_eval
     out, _ = digits_run
     path = tmp_path / "natural-s0.json"
     shutil.copy(out / "evals" / "natural-s0.json", path)
@@ -104,12 +114,12 @@ def test_stored_evaluation_of_another_subset_is_set_aside_not_reused(digits_run,
 
 
 def test_record_keeps_each_runs_files_and_the_report_draws_their_training_curves(digits_run, tmp_path):
-    """`python -m verification.record` copies config/meta/summary/metrics of every run; the recorded report then
+    """`python -m reports.archive` copies config/meta/summary/metrics of every run; the recorded report then
     shows training curves (the recorded cpu set predates this and says "not recorded")."""
-    from verification.record import RUN_FILES, main as record_main
+    from reports.archive import RUN_FILES, main as archive_main
     out, _ = digits_run
     dest = tmp_path / "recorded"
-    assert record_main(["--from", str(out), "--to", str(dest), "--plan-json", '{"epochs": 2}']) == 0
+    assert archive_main(["--from", str(out), "--to", str(dest), "--plan-json", '{"epochs": 2}']) == 0
     copied = sorted(p.relative_to(dest).as_posix() for p in (dest / "runs").glob("*/seed*/*"))
     assert "runs/mixacm/seed1/metrics.jsonl" in copied and "runs/teacher/seed0/meta.json" in copied, copied
     assert not any(p.endswith(".pt") for p in copied)  # no checkpoints in a record
@@ -135,8 +145,8 @@ def test_a_moved_results_dir_uses_its_own_checkpoints(digits_run, tmp_path):
     text = (moved / "results.json").read_text()
     assert str(out) not in text and str(out.resolve()) not in text
     assert results["results"]
-    from verification.record import main as record_main
-    assert record_main(["--from", str(moved), "--to", str(tmp_path / "rec"), "--plan-json", "{}"]) == 0
+    from reports.archive import main as archive_main
+    assert archive_main(["--from", str(moved), "--to", str(tmp_path / "rec"), "--plan-json", "{}"]) == 0
     for f in (tmp_path / "rec").rglob("*.json"):  # the run files too: they still name where they were trained
         assert str(out) not in f.read_text(), f
 
@@ -152,8 +162,8 @@ def test_record_leaves_out_runs_that_never_finished(digits_run, tmp_path, capsys
     half.mkdir(parents=True)
     (half / "config.json").write_text("{}")
     (half / "metrics.jsonl").write_text('{"epoch": 1}\n')
-    from verification.record import main as record_main
-    assert record_main(["--from", str(src), "--to", str(tmp_path / "rec"), "--plan-json", "{}"]) == 0
+    from reports.archive import main as archive_main
+    assert archive_main(["--from", str(src), "--to", str(tmp_path / "rec"), "--plan-json", "{}"]) == 0
     assert not (tmp_path / "rec" / "runs" / "blocks_9").exists()
     assert (tmp_path / "rec" / "runs" / "mixacm" / "seed0" / "summary.json").is_file()
     assert "left out unfinished run blocks_9/seed2" in capsys.readouterr().out
@@ -172,3 +182,42 @@ def test_digits_default_mixacm_runs_warn_of_no_dwarfing_term(digits_run):
         assert summary["config"]["alpha_acm_reference"] == "wrn-34-10", d
         dwarfs = [w for w in summary["warnings"] if "dwarfs" in w]
         assert not dwarfs, f"{d.relative_to(out)}: {dwarfs}"
+
+
+def test_a_whole_split_evaluation_is_reused_on_resume(tmp_path):
+    """A plan evaluating the whole test split (eval_n None) stores n = the split's size; a resumed plan must reuse
+    that evaluation, not set it aside and attack every model again."""
+    import torch
+
+    from verification.runner import Plan, RunSpec, _evaluate_one
+
+    plan = Plan(name="p", tier="smoke", base={}, runs=[], cells=[], eval_n=None)
+    run = RunSpec("natural", {}, attacks=("fgsm", "pgd20"))
+    stored = {"config": {"n": 50, "attacks": ["fgsm", "pgd20"]}, "marker": 1}
+    (tmp_path / "evals").mkdir()
+    (tmp_path / "evals" / "natural-s0.json").write_text(json.dumps(stored))
+    test = (torch.zeros(50, 1, 8, 8), torch.zeros(50, dtype=torch.long))
+    got = _evaluate_one(plan, run, 0, {"checkpoint": str(tmp_path / "absent.pt")}, tmp_path, test)
+    assert got["marker"] == 1 and not list((tmp_path / "evals").glob("*-n*.json"))
+
+
+def test_eta_weighs_runs_by_expected_cost(capsys):
+    """Two cheap runs take 10 s each; the last run costs 8 of them: the ETA after the second says 80 s (1.3 min) for
+    what remains, not the 10 s an average time per run would give."""
+    from verification.runner import _Progress, expected_cost
+
+    t = iter([0.0, 0.0, 10.0, 20.0])  # construction, then each run start
+    p = _Progress("p", [1.0, 1.0, 8.0], clock=lambda: next(t))
+    for i in range(2):
+        p.next(f"run{i}", cached=False)
+    p.next("big", cached=False)
+    lines = capsys.readouterr().out.splitlines()
+    assert "ETA" not in lines[0] and lines[1].endswith("ETA 1.5 min") and lines[2].endswith("ETA 1.3 min"), lines
+    assert expected_cost({"method": "pgd_at", "model": "wrn-16-1", "epochs": 3}) > \
+        4 * expected_cost({"method": "mixacm", "model": "wrn-16-1", "epochs": 3})
+
+
+def test_eps_is_printed_as_configured():
+    from verification.runner import eps_text
+
+    assert eps_text(8 / 255) == "8/255" and eps_text(0.1) == "0.1" and eps_text(2 / 255) == "2/255"

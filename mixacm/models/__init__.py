@@ -1,8 +1,14 @@
 """Model zoo with one feature contract (MixACM Sec. 5.1 and Table 7).
 
     model(x) -> logits (B, K); inputs are images in [0,1], normalisation (mean/std buffers) is inside.
-    model.forward_features(x, feature_point=None) -> (logits, [f1, ..., fm])   # one forward pass
-    model.feature_channels -> (C_1, ..., C_m)                                  # tested against real outputs
+    model.forward_intermediates(x, feature_point=None) -> (logits, [f1, ..., fm])   # one forward pass
+    model.feature_info -> [{"num_chs": C_i, "reduction": r_i, "module": name_i}, ...]  # tested against real outputs
+
+The names are timm's (``forward_intermediates``, ``feature_info`` as a list of dicts), with one difference: the
+first element that ``forward_intermediates`` returns is the logits, not the final unpooled feature map as in timm.
+f_i has C_i channels and spatial size input / r_i; ``module`` names the submodule whose output is f_i at the "pre"
+feature point, so a forward hook on it sees f_i (at "post", f_i is that output after the BN+act the network applies
+to it next; ResNet-50's stage outputs are already activated and are the same at both points).
 
 Block 1 = output of the first layer (stem conv); blocks 2.. = outputs of the residual groups
 (WRNs and SmallCNN: m = 4, low/mid/high = 2/3/4; PreAct ResNet-18 and ResNet-50: m = 5).
@@ -11,9 +17,9 @@ Block 1 = output of the first layer (stem conv); blocks 2.. = outputs of the res
 the next layer applies. In pre-activation networks (WRN, PreAct ResNet) the group outputs are
 un-normalised residual sums; "post" applies the next block's BN+act (for the last block the model's
 own final BN+act), which costs nothing extra because the forward pass computes it anyway.
-Default "pre" = the literal "output of the i-th block" and what hooking the group modules of the
-RobustBench WRNs used as the paper's teachers gives; it is provisional (the trainer settles it by
-experiment). See ``mixacm.models.wrn`` for details.
+Default "pre": the literal "output of the i-th block", and what hooking the group modules of the
+RobustBench WRNs used as the paper's teachers gives, so a teacher and a student of this zoo compare the
+same tensors. See ``mixacm.models.wrn`` for details.
 
 Names for ``build_model``:
     "wrn-D-W" / "wrn-D-W-swish"       Zagoruyko & Komodakis WRN, depth D = 6n+4, width W (ReLU / Swish)
@@ -79,10 +85,11 @@ def build_model(name: str, num_classes: int = 10, **kw) -> nn.Module:
 
 @functools.lru_cache(maxsize=None)
 def feature_channels_of(name: str) -> tuple[int, ...]:
-    """Block widths (C_1, ..., C_m) of a named architecture, built on the meta device (no weights allocated)."""
+    """Block widths (C_1, ..., C_m) of a named architecture (the ``num_chs`` of its ``feature_info``), built on the
+    meta device (no weights allocated)."""
     import torch
     with torch.device("meta"):
-        return tuple(build_model(name, num_classes=10).feature_channels)
+        return tuple(f["num_chs"] for f in build_model(name, num_classes=10).feature_info)
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:

@@ -6,27 +6,29 @@ buffers of shape (C, 1, 1) (the layout of RobustBench's DMWideResNet, so its sta
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-# CIFAR-10 statistics as used by RobustBench's DMWideResNet (Gowal et al. 2020 checkpoints).
-CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
-CIFAR10_STD = (0.2471, 0.2435, 0.2616)
-CIFAR100_MEAN = (0.5071, 0.4865, 0.4409)
-CIFAR100_STD = (0.2673, 0.2564, 0.2762)
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from ..normalization import NEUTRAL, STATS
+
+# Names of the data sets' statistics the models and teachers use; the values are mixacm.normalization's table.
+CIFAR10_MEAN, CIFAR10_STD = STATS["cifar10"]
+CIFAR100_MEAN, CIFAR100_STD = STATS["cifar100"]
+IMAGENET_MEAN, IMAGENET_STD = STATS["imagenet"]
 
 FEATURE_POINTS = ("pre", "post")
 ACTIVATIONS = {"relu": nn.ReLU, "swish": nn.SiLU}
 
 
 def default_stats(in_channels: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """CIFAR-10 statistics for RGB input, (0.5, 0.5) per channel otherwise (e.g. grey digits)."""
+    """Statistics of a model built without any: CIFAR-10's for RGB input, ``NEUTRAL`` (0.5, 0.5) per channel
+    otherwise. Not a data set's statistics for other input: the trainer passes its data set's
+    (``mixacm.normalization.model_stats``; digits: 0.305 / 0.376)."""
     if in_channels == 3:
         return CIFAR10_MEAN, CIFAR10_STD
-    return (0.5,) * in_channels, (0.5,) * in_channels
+    return (NEUTRAL,) * in_channels, (NEUTRAL,) * in_channels
 
 
 def register_normalization(module: nn.Module, in_channels: int,
@@ -63,17 +65,35 @@ def make_activation(activation: str) -> type[nn.Module]:
         raise ValueError(f"unknown activation {activation!r}; valid: {', '.join(ACTIVATIONS)}") from None
 
 
-class FeatureModel(nn.Module):
-    """Base: ``forward(x)`` returns logits only; subclasses implement ``forward_features``."""
+def make_feature_info(channels: Sequence[int], reductions: Sequence[int], modules: Sequence[str]
+                      ) -> list[dict[str, Any]]:
+    """``feature_info`` in timm's format: one dict per block with ``num_chs`` (channels), ``reduction`` (input size
+    over the block's spatial size) and ``module`` (the submodule whose output is the block's "pre" feature, so that a
+    forward hook on it sees that tensor in ``forward_intermediates``)."""
+    if not len(channels) == len(reductions) == len(modules):
+        raise ValueError(f"feature_info needs one channel count, reduction and module per block; got "
+                         f"{len(channels)}, {len(reductions)}, {len(modules)}")
+    return [dict(num_chs=int(c), reduction=int(r), module=m) for c, r, m in zip(channels, reductions, modules)]
 
-    feature_channels: tuple[int, ...] = ()
+
+class FeatureModel(nn.Module):
+    """Base: ``forward(x)`` returns logits only; subclasses implement ``forward_intermediates`` and set
+    ``feature_info`` (``make_feature_info``), one dict per block: ``num_chs``, ``reduction``, ``module``. ``module``
+    names the submodule whose output is the block's "pre" feature; the "post" feature is that tensor after the BN+act
+    the network applies to it next (same channels and size; see ``mixacm.models``)."""
+
+    feature_info: list[dict[str, Any]]
     feature_point: str = "pre"
 
     def normalize(self, x: Tensor) -> Tensor:
         return (x - self.mean) / self.std
 
-    def forward_features(self, x: Tensor, feature_point: str | None = None) -> tuple[Tensor, list[Tensor]]:
+    def forward_intermediates(self, x: Tensor, feature_point: str | None = None) -> tuple[Tensor, list[Tensor]]:
+        """``(logits, [f_1, ..., f_m])`` from one forward pass; f_i has ``feature_info[i-1]["num_chs"]`` channels
+        and spatial size input / ``feature_info[i-1]["reduction"]``. Unlike timm's method of this name, whose first
+        element is the final (unpooled) feature map, the first element here is the logits, what ``forward``
+        returns. ``feature_point``: "pre" | "post", None = the model's own (see ``mixacm.models``)."""
         raise NotImplementedError
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.forward_features(x)[0]
+        return self.forward_intermediates(x)[0]

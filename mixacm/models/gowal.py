@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .common import FeatureModel, check_feature_point, make_activation, register_normalization
+from .common import FeatureModel, check_feature_point, make_activation, make_feature_info, register_normalization
 
 
 class DMBlock(nn.Module):
@@ -79,7 +79,9 @@ class GowalWideResNet(FeatureModel):
         self.batchnorm = nn.BatchNorm2d(ch[3])
         self.relu = act()
         self.logits = nn.Linear(ch[3], num_classes)
-        self.feature_channels = tuple(ch)
+        # a group's output is its last block's (the forward pass calls the blocks, not the group)
+        self.feature_info = make_feature_info(ch, (1, 1, 2, 4),
+                                              ("init_conv", *(f"layer.{g}.block.{n - 1}" for g in range(3))))
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
                               error_msgs):
@@ -91,7 +93,7 @@ class GowalWideResNet(FeatureModel):
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
                                       error_msgs)
 
-    def forward_features(self, x: Tensor, feature_point: str | None = None) -> tuple[Tensor, list[Tensor]]:
+    def forward_intermediates(self, x: Tensor, feature_point: str | None = None) -> tuple[Tensor, list[Tensor]]:
         post = check_feature_point(feature_point or self.feature_point) == "post"
         out = self.init_conv(self.normalize(x))
         feats: list[Tensor] = []

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .common import FeatureModel, check_feature_point, make_activation, register_normalization
+from .common import FeatureModel, check_feature_point, make_activation, make_feature_info, register_normalization
 from .wrn import PreActBlock
 
 
@@ -35,9 +35,10 @@ class PreActResNet18(FeatureModel):
         self.bn = nn.BatchNorm2d(512)
         self.act = act()
         self.fc = nn.Linear(512, num_classes)
-        self.feature_channels = ch
+        # a group's output is its second block's (the forward pass calls the blocks, not the group)
+        self.feature_info = make_feature_info(ch, (1, 1, 2, 4, 8), ("conv1", *(f"groups.{g}.1" for g in range(4))))
 
-    def forward_features(self, x: Tensor, feature_point: str | None = None) -> tuple[Tensor, list[Tensor]]:
+    def forward_intermediates(self, x: Tensor, feature_point: str | None = None) -> tuple[Tensor, list[Tensor]]:
         post = check_feature_point(feature_point or self.feature_point) == "post"
         out = self.conv1(self.normalize(x))
         feats: list[Tensor] = []

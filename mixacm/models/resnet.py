@@ -15,7 +15,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from .common import IMAGENET_MEAN, IMAGENET_STD, FeatureModel, check_feature_point, register_normalization
+from .common import (IMAGENET_MEAN, IMAGENET_STD, FeatureModel, check_feature_point, make_feature_info,
+                     register_normalization)
 
 
 class ResNet50(FeatureModel):
@@ -32,9 +33,11 @@ class ResNet50(FeatureModel):
         self.net = resnet50(weights=None, num_classes=num_classes)
         if in_channels != 3:
             self.net.conv1 = nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False)
-        self.feature_channels = (64, 256, 512, 1024, 2048)
+        # stem conv stride 2 (then max-pool, another 2), layer2..4 stride 2 each
+        self.feature_info = make_feature_info((64, 256, 512, 1024, 2048), (2, 4, 8, 16, 32),
+                                              ("net.conv1", "net.layer1", "net.layer2", "net.layer3", "net.layer4"))
 
-    def forward_features(self, x: Tensor, feature_point: str | None = None) -> tuple[Tensor, list[Tensor]]:
+    def forward_intermediates(self, x: Tensor, feature_point: str | None = None) -> tuple[Tensor, list[Tensor]]:
         post = check_feature_point(feature_point or self.feature_point) == "post"
         n = self.net
         z = n.conv1(self.normalize(x))

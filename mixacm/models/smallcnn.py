@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .common import FeatureModel, check_feature_point, make_activation, register_normalization
+from .common import FeatureModel, check_feature_point, make_activation, make_feature_info, register_normalization
 
 
 class SmallCNN(FeatureModel):
@@ -29,9 +29,9 @@ class SmallCNN(FeatureModel):
         self.acts = nn.ModuleList(act() for _ in ch)
         self.convs = nn.ModuleList(nn.Conv2d(ch[i], ch[i + 1], 3, s, 1, bias=False) for i, s in enumerate((1, 2, 2)))
         self.fc = nn.Linear(ch[3], num_classes)
-        self.feature_channels = ch
+        self.feature_info = make_feature_info(ch, (1, 1, 2, 4), ("stem", "convs.0", "convs.1", "convs.2"))
 
-    def forward_features(self, x: Tensor, feature_point: str | None = None) -> tuple[Tensor, list[Tensor]]:
+    def forward_intermediates(self, x: Tensor, feature_point: str | None = None) -> tuple[Tensor, list[Tensor]]:
         post = check_feature_point(feature_point or self.feature_point) == "post"
         out = self.stem(self.normalize(x))
         feats: list[Tensor] = []

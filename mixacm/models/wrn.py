@@ -18,7 +18,8 @@ Where a feature is taken (``feature_point``):
     the forward pass anyway, so it is free), for block 4 it is the model's own final BN+act.
     This matches what a post-activation ResNet (ResNet-50) hands on.
   The two differ for ACM (channel max of a residual sum can be negative; after ReLU it is >= 0).
-  The default is provisional: the trainer settles it by experiment.
+  The default is "pre" because it is the paper's wording read literally and what RobustBench's teachers give;
+  "post" is a config switch (``TrainConfig.feature_point``), compared in docs/implementation-choices.md.
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ from collections.abc import Sequence
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .common import FeatureModel, check_feature_point, make_activation, register_normalization
+from .common import FeatureModel, check_feature_point, make_activation, make_feature_info, register_normalization
 
 
 class PreActBlock(nn.Module):
@@ -81,7 +82,8 @@ class WideResNet(FeatureModel):
         self.bn = nn.BatchNorm2d(ch[3])
         self.act = act()
         self.fc = nn.Linear(ch[3], num_classes)
-        self.feature_channels = tuple(ch)
+        # a group's output is its last block's (the forward pass calls the blocks, not the group)
+        self.feature_info = make_feature_info(ch, (1, 1, 2, 4), ("conv1", *(f"groups.{g}.{n - 1}" for g in range(3))))
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -91,7 +93,7 @@ class WideResNet(FeatureModel):
             elif isinstance(m, nn.Linear):
                 nn.init.zeros_(m.bias)
 
-    def forward_features(self, x: Tensor, feature_point: str | None = None) -> tuple[Tensor, list[Tensor]]:
+    def forward_intermediates(self, x: Tensor, feature_point: str | None = None) -> tuple[Tensor, list[Tensor]]:
         post = check_feature_point(feature_point or self.feature_point) == "post"
         out = self.conv1(self.normalize(x))  # (B, 16, H, W)
         feats: list[Tensor] = []

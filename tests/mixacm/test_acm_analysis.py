@@ -17,7 +17,7 @@ def _one_thread():
 
 
 class Tiny(nn.Module):
-    """Three conv blocks honouring the models contract (forward_features, feature_channels)."""
+    """Three conv blocks honouring the models contract (forward_intermediates, feature_info)."""
 
     def __init__(self, ch=(4, 6, 8), seed=0, scale=1.0):
         super().__init__()
@@ -29,9 +29,9 @@ class Tiny(nn.Module):
         self.convs = nn.ModuleList(layers)
         self.fc = nn.Linear(cin, 10)
         self.scale = scale
-        self.feature_channels = tuple(ch)
+        self.feature_info = [dict(num_chs=c, reduction=1, module=f"convs.{i}") for i, c in enumerate(ch)]
 
-    def forward_features(self, x):
+    def forward_intermediates(self, x):
         feats, h = [], x
         for conv in self.convs:
             h = torch.relu(conv(h))
@@ -39,7 +39,7 @@ class Tiny(nn.Module):
         return self.fc(h.mean((2, 3))), feats
 
     def forward(self, x):
-        return self.forward_features(x)[0]
+        return self.forward_intermediates(x)[0]
 
 
 def test_profiles_sorted_distances_and_invariances():
@@ -51,7 +51,7 @@ def test_profiles_sorted_distances_and_invariances():
     assert data["schema"] == SCHEMA and data["n_images"] == 32
     assert models["teacher"].training, "the caller's train/eval mode must be restored"
     for name, m in data["models"].items():
-        assert [b["channels"] for b in m["blocks"]] == list(models[name].feature_channels)
+        assert [b["channels"] for b in m["blocks"]] == [f["num_chs"] for f in models[name].feature_info]
         for b in m["blocks"]:
             assert len(b["profile"]) == b["channels"] and b["profile"] == sorted(b["profile"])
             assert all(0 <= f <= 1 for f in b["frequency"])
@@ -98,5 +98,5 @@ def test_works_with_package_model():
     m = models.build_model("smallcnn", width=4)
     data = acm_profiles({"teacher": m, "student": models.build_model("smallcnn", width=2)},
                         torch.rand(8, 3, 8, 8), n=None)
-    assert [b["channels"] for b in data["models"]["teacher"]["blocks"]] == list(m.feature_channels)
+    assert [b["channels"] for b in data["models"]["teacher"]["blocks"]] == [f["num_chs"] for f in m.feature_info]
     assert data["distances"]["student"]["mean"] >= 0

@@ -10,7 +10,8 @@ from torch import nn
 
 from mixacm import baselines as B
 from mixacm.config import TrainConfig
-from mixacm.methods import METHODS, StepContext, WithFeatures
+from mixacm.methods import METHODS
+from mixacm.steps import StepContext, WithFeatures
 
 
 @pytest.fixture(autouse=True)
@@ -143,3 +144,36 @@ def test_trained_briefly_on_digits_more_robust_than_natural(method, natural_digi
     (measured); the test asks for +0.1 over natural and clean accuracy above 0.9."""
     clean, rob = _pgd20_on_digits(tmp_path, method=method, **BRIEF[method])
     assert clean > 0.9 and rob > natural_digits[1] + 0.1, (method, clean, rob, natural_digits)
+
+
+def _awp_under_autocast(gamma: float, cache_enabled: bool):
+    from mixacm.models import build_model
+
+    torch.manual_seed(0)
+    student = build_model("wrn-10-1", num_classes=10).train()
+    cfg = TrainConfig(method="awp", model="wrn-10-1", awp_warmup_epochs=0, awp_gamma=gamma, attack_steps=2)
+    ctx = StepContext(cfg=cfg, student=WithFeatures(student), student_module=student,
+                      generator=torch.Generator().manual_seed(0))
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.rand(8, 3, 8, 8, generator=g), torch.randint(0, 10, (8,), generator=g)
+    with torch.autocast("cpu", dtype=torch.bfloat16, cache_enabled=cache_enabled):
+        out = METHODS["awp"](ctx, x, y)
+    out.loss.backward()
+    return out.loss.detach(), [p.grad.clone() for p in student.parameters()]
+
+
+def test_awp_perturbs_the_weights_the_training_forward_uses_under_bf16_autocast():
+    """The attack's forwards fill autocast's cache of bf16 weight copies; the training forward after the weight
+    perturbation must use the perturbed weights, as it does without the cache (the two differ only by where bf16
+    gradients are summed)."""
+    def flat(grads):
+        return torch.cat([g.flatten() for g in grads])
+
+    loss, grads = _awp_under_autocast(5e-2, cache_enabled=True)
+    loss_ref, grads_ref = _awp_under_autocast(5e-2, cache_enabled=False)
+    loss_0, grads_0 = _awp_under_autocast(0.0, cache_enabled=True)
+    effect = (loss_ref - loss_0).abs()
+    assert effect > 0.1, (loss_ref, loss_0)  # the perturbation moves this loss
+    assert (loss - loss_ref).abs() < 0.05 * effect, (loss, loss_ref, loss_0)
+    g, g_ref, g_0 = flat(grads), flat(grads_ref), flat(grads_0)
+    assert (g - g_ref).norm() < 0.2 * (g_ref - g_0).norm()

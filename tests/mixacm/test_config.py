@@ -63,6 +63,10 @@ def test_bad_choices_name_the_valid_ones():
         load_config(None, {"transform": "maxpool"})
     with pytest.raises(ConfigError, match="1-based"):
         load_config(None, {"blocks": [0, 1]})
+    with pytest.raises(ConfigError, match="conv_fc_weights"):
+        load_config(None, {"weight_decay_on": "weights"})
+    with pytest.raises(ConfigError, match="lr_lead_steps"):
+        load_config(None, {"lr_lead_steps": -1})
 
 
 def test_toml_tables_base_chain_and_json(tmp_path):
@@ -125,8 +129,8 @@ def test_feature_term_uses_the_reference_widths():
     import torch
     from mixacm.config import TrainConfig
     from mixacm.losses import acm_loss
-    from mixacm.methods import feature_term
     from mixacm.models import feature_channels_of
+    from mixacm.steps import feature_term
     assert feature_channels_of("wrn-34-10") == (16, 160, 320, 640)
     g = torch.Generator().manual_seed(0)
     ft = [torch.rand(2, c, 4, 4, generator=g) for c in (32, 32, 64, 128)]

@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from mixacm import data as D
+from mixacm.paths import default_cifar10_jpeg_candidates
 from mixacm.data import (DATASETS, augment, load_split, num_classes, random_crop_flip, stratified_subset,
                          train_val_split)
 
-CIFAR_JPEG = Path(os.environ.get("MIXACM_CIFAR10_JPEG") or Path(__file__).resolve().parents[3] / "shared" / "data"
-                  / "cifar10-jpeg")
+CIFAR_JPEG = Path(os.environ.get("MIXACM_CIFAR10_JPEG") or default_cifar10_jpeg_candidates()[0])
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
 

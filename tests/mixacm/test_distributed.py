@@ -1,4 +1,4 @@
-"""DDP through torchrun (2 CPU ranks, gloo) with the real entry point ``python -m mixacm.cli train``, compared with
+"""DDP through torchrun (2 CPU ranks, gloo; ``device = "cpu"``, so that a one-GPU host runs them too) with the real entry point ``python -m mixacm.cli train``, compared with
 one process at the same GLOBAL batch: steps per epoch, identical learned weights on every rank (student AND the
 learned distillation modules), accuracy, one best-epoch decision, the rank-0-first teacher, bad global batch."""
 from __future__ import annotations
@@ -31,6 +31,7 @@ val_fraction = 0.15
 val_n = 270
 progress = false
 num_threads = 1
+device = "cpu"
 """
 # MixACM with learned affine maps (Table 9): distillation modules that DDP must keep in sync
 STUDENT = """method = "mixacm"
@@ -48,6 +49,7 @@ val_n = 270
 progress = false
 num_threads = 1
 log_every = 5
+device = "cpu"
 """
 
 

@@ -318,3 +318,28 @@ def test_worst_case_is_per_sample_when_attacks_break_different_points(monkeypatc
     assert res["attacks"]["fgsm"]["robust_accuracy"] == 0.5 and res["attacks"]["pgd20"]["robust_accuracy"] == 0.5
     assert res["worst_case"]["robust_accuracy"] == 0.0
     assert res["worst_case"]["robust_mask"] == [0] * 8
+
+
+def test_normalisation_advice_for_a_near_chance_model_points_at_training():
+    """A collapsed model (chance on [0,1] inputs) that happens to score on standardised inputs gets advice to check
+    its training, not to wrap it in a normalisation; a model that works on neither-but-standardised gets the wrap."""
+    from mixacm import selfcheck
+
+    y = torch.arange(40) % 10
+    x = torch.rand(40, 3, 4, 4)
+
+    class Oracle(torch.nn.Module):
+        def __init__(self, raw_right: int):
+            super().__init__()
+            self.raw_right = raw_right
+
+        def forward(self, inp):
+            labels = y.clone()
+            if inp.min() >= 0:  # [0,1] inputs: right only on the first raw_right images, else class 9 - y
+                labels[self.raw_right:] = 9 - y[self.raw_right:]
+            return torch.nn.functional.one_hot(labels, 10).float()
+
+    near = selfcheck.check_expects_normalised(Oracle(0), x, y)
+    assert near["status"] == "flag" and "near chance" in near["detail"] and "check its training" in near["detail"]
+    half = selfcheck.check_expects_normalised(Oracle(20), x, y)
+    assert half["status"] == "flag" and "wrap it" in half["detail"] and "near chance" not in half["detail"]

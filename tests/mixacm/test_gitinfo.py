@@ -40,3 +40,18 @@ def test_machine_names_the_cpu_model_in_every_provenance(tmp_path, monkeypatch):
     monkeypatch.setattr(machine.platform, "processor", lambda: "arm")
     assert machine.cpu_model() == "arm"
     machine.describe.cache_clear()
+
+
+def test_commit_from_the_environment_where_git_is_absent(tmp_path, monkeypatch):
+    """A copy of the tree without .git (a GPU machine gets the tree without .git): the commit comes from
+    $MIXACM_COMMIT, named as such; a real checkout's own commit always wins."""
+    from mixacm import gitinfo
+
+    monkeypatch.delenv("MIXACM_COMMIT", raising=False)
+    assert gitinfo.git_commit(tmp_path)["commit"] == "unknown"  # no repository here
+    monkeypatch.setenv("MIXACM_COMMIT", "0123456789abcdef0123456789abcdef01234567")
+    got = gitinfo.git_commit(tmp_path)
+    assert got["commit"] == "0123456789abcdef0123456789abcdef01234567" and got["source"] == "MIXACM_COMMIT"
+    assert got["dirty"] is None and gitinfo.commit_label(tmp_path) == got["commit"]
+    if (gitinfo.ROOT / ".git").exists():
+        assert gitinfo.git_commit()["commit"] != got["commit"]

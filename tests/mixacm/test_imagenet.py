@@ -108,3 +108,35 @@ def test_large_imagefolder_is_streamed_small_one_in_memory(tree, monkeypatch):
     assert D.is_streamed(name)
     assert not D.is_streamed("digits") and not D.is_streamed("cifar10")
     assert D.is_streamed(name, force=False) is False
+
+
+def _float_transform(train: bool):
+    """The loader's transform as it was before it shipped uint8: float32 made in the DataLoader worker."""
+    from torchvision.transforms import v2
+    ops = ([v2.RandomResizedCrop(224, antialias=True), v2.RandomHorizontalFlip()] if train
+           else [v2.Resize(256, antialias=True), v2.CenterCrop(224)])
+    return v2.Compose([v2.ToImage(), *ops, v2.ToDtype(torch.float32, scale=True), v2.ToPureTensor()])
+
+
+@pytest.mark.parametrize("train_split", [True, False])
+def test_loader_ships_uint8_and_the_device_gets_the_same_floats(tree, train_split):
+    """Workers and pinned memory carry uint8 images (a quarter of float32's bytes); the batch that reaches
+    the device is float32 in [0,1], equal bit for bit to what the float32 pipeline gave."""
+    from mixacm.batches import eval_batches
+
+    _, items = D.scan_split("imagenet", "train" if train_split else "test", tree)
+    ds = D.ImageFiles(items, D.image_transform(train_split), seed=3)
+    old = D.ImageFiles(items, _float_transform(train_split), seed=3)
+    shipped, _ = next(iter(StreamedBatches(ds, global_batch=2, seed=0, num_workers=0).loader(0)))
+    assert shipped.dtype == torch.uint8
+    if train_split:
+        src = StreamedBatches(ds, global_batch=2, seed=0, num_workers=0)
+        order = list(src.sampler)
+        xb, _ = next(iter(src.epoch(0)))
+        want = torch.stack([old[i][0] for i in order[:2]])
+    else:
+        xb, _ = next(eval_batches({"val_set": ds}, 2, 2, torch.device("cpu")))
+        want = torch.stack([old[i][0] for i in range(2)])
+    assert xb.dtype == torch.float32 and torch.equal(xb, want)
+    xt, _ = ds.tensors(range(2))  # tensors(): float32 as before (teacher gate, evaluation subsets)
+    assert xt.dtype == torch.float32 and torch.equal(xt, torch.stack([old[i][0] for i in range(2)]))

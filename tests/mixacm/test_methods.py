@@ -10,8 +10,9 @@ import torch
 
 from mixacm import losses as L
 from mixacm.config import ConfigError, load_config
-from mixacm.methods import METHODS, StepContext, WithFeatures
+from mixacm.methods import METHODS
 from mixacm.models import build_model
+from mixacm.steps import StepContext, WithFeatures
 from mixacm.teachers import FrozenTeacher
 from mixacm.train import train
 
@@ -112,9 +113,9 @@ def test_block_subset_uses_only_those_blocks():
         ctx = _ctx(cfg)
         res = METHODS["mixacm"](ctx, x, y)
         with torch.no_grad():
-            _, ft = ctx.teacher.forward_features(x)
+            _, ft = ctx.teacher.forward_intermediates(x)
         ctx2 = _ctx(cfg)  # same seed -> same student weights; recompute features in a fresh copy
-        _, fs = ctx2.student_module.forward_features(x)
+        _, fs = ctx2.student_module.forward_intermediates(x)
         want = L.acm_loss(ft, fs, blocks=blocks, transform=cfg.transform, reduction=cfg.acm_reduction)
         assert torch.allclose(res.terms["acm"], want.detach(), rtol=1e-5), (blocks, res.terms["acm"], want)
 
@@ -161,7 +162,7 @@ def test_teacher_is_frozen_by_construction(teacher_ckpt, tmp_path, monkeypatch):
     assert not any(m.training for m in t.modules()), "train() must not unfreeze the teacher"
     assert all(not p.requires_grad and p.grad is None for p in t.parameters())
     x, _ = _batch()
-    logits, feats = t.forward_features(x)
+    logits, feats = t.forward_intermediates(x)
     assert logits.grad_fn is None and all(f.grad_fn is None for f in feats)
 
 

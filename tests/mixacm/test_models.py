@@ -1,4 +1,5 @@
-"""Feature contract, parameter counts (paper Tables 4/10) and the RobustBench (Gowal et al.) layout."""
+"""Feature contract (forward_intermediates / feature_info), parameter counts (paper Tables 4/10) and the RobustBench
+(Gowal et al.) layout."""
 from __future__ import annotations
 
 import importlib.util
@@ -42,10 +43,11 @@ def test_feature_contract(name, kw, shape, fp):
     torch.manual_seed(0)
     model = build_model(name, num_classes=7, feature_point=fp, **kw).eval()
     x = torch.rand(shape)
-    logits, feats = model.forward_features(x)
+    logits, feats = model.forward_intermediates(x)
     assert logits.shape == (shape[0], 7)
-    got = tuple(f.shape[1] for f in feats)
-    assert got == model.feature_channels, f"declared {model.feature_channels}, real {got}"
+    got = [f.shape[1] for f in feats]
+    declared = [f["num_chs"] for f in model.feature_info]
+    assert got == declared, f"declared {declared}, real {got}"
     assert all(f.dim() == 4 and f.shape[0] == shape[0] for f in feats)
     out = model(x)
     assert isinstance(out, torch.Tensor) and torch.equal(out, logits)  # model(x) -> logits only
@@ -58,8 +60,8 @@ def test_post_features_are_activated_pre_features(name):
     torch.manual_seed(0)
     model = build_model(name).eval()
     x = torch.rand(2, 3, 32, 32)
-    _, pre = model.forward_features(x, "pre")
-    logits, post = model.forward_features(x, "post")
+    _, pre = model.forward_intermediates(x, "pre")
+    logits, post = model.forward_intermediates(x, "post")
     assert all(a.shape == b.shape for a, b in zip(pre, post))
     assert all(not torch.equal(a, b) for a, b in zip(pre, post))
     assert all((p >= 0).all() for p in post)  # ReLU
@@ -68,14 +70,96 @@ def test_post_features_are_activated_pre_features(name):
     torch.testing.assert_close(fc(post[-1].mean((2, 3))), logits)
 
 
-def test_forward_features_is_one_forward_pass():
+def test_forward_intermediates_is_one_forward_pass():
     model = build_model("wrn-16-1").eval()
     calls: dict[str, int] = {}
     for n, m in model.named_modules():
         if isinstance(m, (nn.Conv2d, nn.BatchNorm2d, nn.Linear)):
             m.register_forward_hook(lambda mod, i, o, n=n: calls.__setitem__(n, calls.get(n, 0) + 1))
-    model.forward_features(torch.rand(1, 3, 32, 32), "post")
+    model.forward_intermediates(torch.rand(1, 3, 32, 32), "post")
     assert set(calls.values()) == {1}, {k: v for k, v in calls.items() if v != 1}
+
+
+# (name, kw, input sizes (H, W)): every family, sizes that the deepest reduction divides, some not square
+SIZES = [
+    ("wrn-16-1", {}, [(8, 8), (32, 32), (16, 40)]),
+    ("wrn-10-2-swish", {}, [(32, 32), (24, 16)]),
+    ("wrn-10-1", {"in_channels": 1}, [(8, 8), (12, 20)]),
+    ("gowal-wrn-16-1", {}, [(8, 8), (32, 32), (16, 40)]),
+    ("gowal-wrn-10-1-relu", {"in_channels": 1}, [(8, 8), (12, 20)]),
+    ("preact-resnet18", {}, [(16, 16), (32, 32), (24, 40)]),
+    ("resnet50", {}, [(32, 32), (64, 64), (32, 96)]),
+    ("resnet50", {"in_channels": 1}, [(32, 32)]),
+    ("smallcnn", {}, [(8, 8), (32, 32), (12, 20)]),
+    ("smallcnn", {"in_channels": 1, "width": 4}, [(8, 8)]),
+]
+
+
+def test_feature_info_has_timms_keys():
+    for name in ("wrn-16-1", "gowal-wrn-16-1", "preact-resnet18", "resnet50", "smallcnn"):
+        with torch.device("meta"):
+            info = build_model(name).feature_info
+        assert isinstance(info, list) and info, name
+        for f in info:
+            assert {"num_chs", "reduction", "module"} <= set(f), (name, f)
+            assert isinstance(f["num_chs"], int) and isinstance(f["reduction"], int) and isinstance(f["module"], str)
+
+
+@pytest.mark.parametrize("name,kw,sizes", SIZES, ids=[f"{c[0]}-{c[1].get('in_channels', 3)}ch" for c in SIZES])
+@pytest.mark.parametrize("fp", ["pre", "post"])
+def test_feature_info_matches_the_intermediates(name, kw, sizes, fp):
+    """num_chs = the block's channel dim, reduction = the spatial downsampling measured on inputs of several sizes."""
+    torch.manual_seed(0)
+    model = build_model(name, num_classes=7, feature_point=fp, **kw).eval()
+    info = model.feature_info
+    c_in = kw.get("in_channels", 3)
+    for h, w in sizes:
+        with torch.no_grad():
+            _, feats = model.forward_intermediates(torch.rand(2, c_in, h, w))
+        assert len(feats) == len(info)
+        assert [f.shape[1] for f in feats] == [i["num_chs"] for i in info], (h, w)
+        measured = [(h / f.shape[2], w / f.shape[3]) for f in feats]
+        assert measured == [(i["reduction"], i["reduction"]) for i in info], (h, w, measured)
+
+
+@pytest.mark.parametrize("name,kw,sizes", SIZES, ids=[f"{c[0]}-{c[1].get('in_channels', 3)}ch" for c in SIZES])
+def test_feature_info_modules_output_the_features(name, kw, sizes):
+    """A forward hook on each ``module`` sees its block's "pre" feature, once per forward pass."""
+    torch.manual_seed(0)
+    model = build_model(name, num_classes=7, **kw).eval()
+    seen: dict[int, list[torch.Tensor]] = {}
+    for i, f in enumerate(model.feature_info):
+        model.get_submodule(f["module"]).register_forward_hook(
+            lambda mod, inp, out, i=i: seen.setdefault(i, []).append(out))
+    h, w = sizes[0]
+    with torch.no_grad():
+        _, feats = model.forward_intermediates(torch.rand(2, kw.get("in_channels", 3), h, w), "pre")
+    assert sorted(seen) == list(range(len(feats)))
+    for i, f in enumerate(feats):
+        assert len(seen[i]) == 1 and torch.equal(seen[i][0], f), (name, model.feature_info[i])
+
+
+def test_feature_channels_of_reads_feature_info():
+    from mixacm.models import feature_channels_of
+    for name in ("wrn-34-10", "gowal-wrn-28-10", "preact-resnet18", "resnet50", "smallcnn"):
+        with torch.device("meta"):
+            info = build_model(name).feature_info
+        assert feature_channels_of(name) == tuple(f["num_chs"] for f in info)
+    assert feature_channels_of("resnet50") == (64, 256, 512, 1024, 2048)
+
+
+def test_frozen_teacher_feature_info_names_its_own_modules():
+    from mixacm.teachers import FrozenTeacher
+    model = build_model("wrn-10-1")
+    t = FrozenTeacher(model, feature_point="post")
+    assert [f["num_chs"] for f in t.feature_info] == [f["num_chs"] for f in model.feature_info]
+    assert [f["reduction"] for f in t.feature_info] == [f["reduction"] for f in model.feature_info]
+    assert all(t.get_submodule(f["module"]) is model.get_submodule(g["module"])
+               for f, g in zip(t.feature_info, model.feature_info))
+    x = torch.rand(2, 3, 32, 32)
+    logits, feats = t.forward_intermediates(x)
+    want_logits, want = model.forward_intermediates(x, "post")
+    assert torch.equal(logits, want_logits) and all(torch.equal(a, b) for a, b in zip(feats, want))
 
 
 def test_normalisation_inside_model():

@@ -74,13 +74,13 @@ def test_teacher_loads_and_matches_robustbench(name, tmp_path):
         want = ref(x)
         del ref
         gc.collect()
-        got, feats = ours.forward_features(x)
+        got, feats = ours.forward_intermediates(x)
     assert want.shape == (2, info.num_classes)
     assert torch.isfinite(want).all() and want.std() > 0.1  # the stand-in's logits are not degenerate
     torch.testing.assert_close(got, want, rtol=RTOL, atol=ATOL)
     torch.testing.assert_close(ours(x), want, rtol=RTOL, atol=ATOL)
     assert torch.equal(got.argmax(1), want.argmax(1))
-    assert tuple(f.shape[1] for f in feats) == tuple(ours.feature_channels)
+    assert [f.shape[1] for f in feats] == [f["num_chs"] for f in ours.feature_info]
 
 
 def test_table_is_the_registry():

@@ -98,3 +98,18 @@ def test_resume_from_a_corrupt_checkpoint_names_the_file(tmp_path):
     (run / "last.pt").write_bytes(bytes(raw))
     with pytest.raises(C.CheckpointError, match="last.pt.*content hash"):
         train(tiny(epochs=2, max_steps_per_epoch=2), run, resume=True)
+
+
+def test_a_key_missing_from_the_recorded_config_is_its_default():
+    """config.json written before a key existed: the run behaved as that key's default, so a resume whose value is
+    the default matches it, and any other value is named as a difference."""
+    from mixacm.config import to_dict
+
+    cfg = tiny()
+    recorded = to_dict(cfg)
+    del recorded["attack_bn"], recorded["fat_tau_milestones"]  # keys the recording code did not have
+    assert rundir.config_differences(recorded, cfg) == []
+    assert rundir.config_differences(recorded, tiny(attack_bn="train")) == ["attack_bn"]
+    assert rundir.config_differences(recorded, tiny(fat_tau_milestones=[0.5])) == ["fat_tau_milestones"]
+    recorded["no_such_key"] = 1  # a key the current code does not know still differs
+    assert rundir.config_differences(recorded, cfg) == ["no_such_key"]

@@ -2,7 +2,9 @@
 accuracy gate."""
 from __future__ import annotations
 
+import json
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -12,7 +14,7 @@ from mixacm.checkpoint import CheckpointError
 from mixacm.config import load_config
 from mixacm.models import build_model
 from mixacm.teachers import (ROBUSTBENCH_TEACHERS, FrozenTeacher, TeacherError, accuracy_gate, clean_accuracy,
-                             load_teacher_model)
+                             config_teacher, load_teacher_model)
 from mixacm.train import train
 
 TINY = dict(dataset="digits", model="smallcnn", augment="none", data_fraction=0.25, val_fraction=0.2, batch_size=32,
@@ -86,19 +88,84 @@ def test_gate_runs_inside_train(trained, tmp_path):
         train(cfg, tmp_path / "r")
 
 
-def test_config_teacher_is_trained_once_and_reused(tmp_path):
+TEACHER_TOML = ('method = "natural"\nmodel = "smallcnn"\ndataset = "digits"\naugment = "none"\n'
+                'data_fraction = 0.25\nval_fraction = 0.2\nbatch_size = 32\nepochs = 2\nmax_steps_per_epoch = 4\n'
+                'val_n = 40\nprogress = false\n')
+
+
+def test_config_teacher_is_trained_once_by_the_trainer_and_reused(tmp_path, monkeypatch, capsys):
+    import mixacm.train as TR
     tcfg = tmp_path / "teacher.toml"
-    tcfg.write_text('method = "natural"\nmodel = "smallcnn"\ndataset = "digits"\naugment = "none"\n'
-                    'data_fraction = 0.25\nval_fraction = 0.2\nbatch_size = 32\nepochs = 1\nmax_steps_per_epoch = 4\n'
-                    'val_n = 40\nprogress = false\n')
-    cache = tmp_path / "cache"
-    m1, i1 = load_teacher_model(f"config:{tcfg}", in_channels=1, cache_dir=cache)
-    (ckpt,) = cache.rglob("last.pt")
-    stamp = ckpt.stat().st_mtime_ns
-    m2, i2 = load_teacher_model(f"config:{tcfg}", in_channels=1, cache_dir=cache)
-    assert ckpt.stat().st_mtime_ns == stamp and i1["source"] == i2["source"]
+    tcfg.write_text(TEACHER_TOML)
+    cache, spec = tmp_path / "cache", f"config:{tcfg}"
+    where = config_teacher(spec, cache)
+    assert where.run_dir.parent == cache and where.run_dir.name.startswith("teacher-")
+    assert not where.finished and not where.interrupted
+    with pytest.raises(TeacherError, match=r"has not been trained into .* yet; mixacm train trains it") as e:
+        load_teacher_model(spec, in_channels=1, cache_dir=cache)  # this module loads; the trainer trains
+    assert "\n" not in str(e.value)
+    student = load_config(None, {**TINY, "method": "kd", "epochs": 1, "teacher": spec, "teacher_cache": str(cache),
+                                 "teacher_expected_acc": 0.0})
+
+    real_save = TR.save_checkpoint
+
+    def crash_after_first_teacher_epoch(payload, path):
+        real_save(payload, path)
+        if path.parent == where.run_dir and path.name == "last.pt" and payload["epoch"] == 1:
+            raise KeyboardInterrupt("simulated crash in the teacher's training")
+
+    monkeypatch.setattr(TR, "save_checkpoint", crash_after_first_teacher_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        train(student, tmp_path / "s0")
+    monkeypatch.setattr(TR, "save_checkpoint", real_save)
+    assert where.interrupted and not where.finished
+    capsys.readouterr()
+
+    s1 = train(student, tmp_path / "s1")  # resumes the interrupted teacher, then trains the student
+    assert where.finished and capsys.readouterr().err.count("mixacm: training the teacher of") == 1
+    assert [json.loads(x)["epoch"] for x in (where.run_dir / "metrics.jsonl").read_text().splitlines()] == [1, 2]
+    assert json.loads((where.run_dir / "meta.json").read_text())["resumes"][0]["from_epoch"] == 1
+    stamp = (where.run_dir / "last.pt").stat().st_mtime_ns
+    s2 = train(student, tmp_path / "s2")  # reuses it
+    assert "training the teacher" not in capsys.readouterr().err
+    assert (where.run_dir / "last.pt").stat().st_mtime_ns == stamp
+    assert s1["teacher"]["source"] == s2["teacher"]["source"] == str(where.run_dir / "best.pt")
+    _, info = load_teacher_model(spec, in_channels=1, cache_dir=cache)
+    assert info["source"] == s1["teacher"]["source"]
     with pytest.raises(TeacherError, match="not found"):
         load_teacher_model(f"config:{tmp_path / 'nope.toml'}", in_channels=1)
+
+
+def test_teachers_does_not_import_the_trainer():
+    """The trainer trains config: teachers and loads them through this module, never the other way round."""
+    import ast
+
+    import mixacm.teachers as T
+    tree = ast.parse(Path(T.__file__).read_text())
+    imported = []
+    for node in ast.walk(tree):  # module level and inside functions
+        if isinstance(node, ast.Import):
+            imported += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = ("mixacm." * (node.level > 0)) + (node.module or "")
+            imported += [base.rstrip(".")] + [f"{base}.{a.name}".replace("..", ".") for a in node.names]
+    assert imported and "mixacm.checkpoint" in imported
+    assert not [m for m in imported if m == "mixacm.train" or m.startswith("mixacm.train.")], imported
+
+
+def test_loading_a_trained_config_teacher_imports_no_trainer(tmp_path):
+    """In a fresh interpreter: find, load and gate a finished config: teacher without mixacm.train."""
+    import subprocess
+    tcfg = tmp_path / "teacher.toml"
+    tcfg.write_text(TEACHER_TOML)
+    where = config_teacher(f"config:{tcfg}", tmp_path / "cache")
+    train(where.cfg, where.run_dir)
+    code = (f"import sys; from mixacm.teachers import load_teacher_model; "
+            f"m, i = load_teacher_model('config:{tcfg}', in_channels=1, cache_dir={str(tmp_path / 'cache')!r}); "
+            f"assert i['arch'] == 'smallcnn', i; assert 'mixacm.train' not in sys.modules; print('ok')")
+    root = Path(__file__).resolve().parents[2]
+    p = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0 and p.stdout.strip() == "ok", p.stderr[-2000:]
 
 
 def test_robustbench_missing_or_unknown(monkeypatch):

@@ -23,7 +23,10 @@ def test_renders_without_results(tmp_path):
     ids = _ids(page)
     for t in paper_data.TABLES:
         assert t in ids
-    assert {"claims", "fig3", "fig4", "fig7", "choices", "theory", "provenance"} <= ids
+    assert {"claims", "choices", "theory", "provenance"} <= ids
+    # no figure is drawn without data: each is named once in the line of figures not drawn
+    assert not {"fig3", "fig4", "fig7"} & ids
+    assert "Not drawn (these results hold nothing to draw for them)" in page and "Fig. 3" in page
     # every paper cell is shown as not run (or as having no paper value), never blank
     n_cells = len(paper_data.all_cells())
     assert page.count(">not run</span>") + page.count(">no paper value</span>") >= n_cells
@@ -101,3 +104,108 @@ def test_cli_refuses_with_one_line(tmp_path, capsys, args, says):
     err = capsys.readouterr().err
     assert says in err and err.count("\n") == 1
     assert not (tmp_path / "r.html").exists()
+
+
+def test_training_warnings_reach_the_top_of_the_report_and_name_their_run(tmp_path):
+    """A run that collapsed to chance (summary.json "warnings") is named in the box at the top, beside the
+    evaluator's flags; the green "no flags or warnings" box never hides it."""
+    cell = paper_data.find_cell("table3", "CIFAR-10 / Ours", "PGD 20")
+    rec = make_record(cell["table"], cell["row"], cell["column"], {**cell["setting"], "run": "mixacm_frac10"},
+                      [10.0, 11.0], [0, 1], {}, 1.0)
+    (tmp_path / "results.json").write_text(json.dumps({"provenance": provenance("smoke", "2026-01-01", 1.0),
+                                                       "results": [rec]}))
+    run = tmp_path / "runs" / "mixacm_frac10" / "seed1"
+    run.mkdir(parents=True)
+    (run / "summary.json").write_text(json.dumps({"warnings": ["collapsed to chance: held-out accuracy 0.100"]}))
+    ev = tmp_path / "evals"
+    ev.mkdir()
+    (ev / "mixacm_frac10-s1.json").write_text(json.dumps({"schema": "mixacm.evaluate/1", "n_eval": 10,
+                                                          "config": {"attacks": ["pgd20"]}, "self_checks": [],
+                                                          "warnings": []}))
+    page = build.build([str(tmp_path)], None, tmp_path / "r.html").read_text()
+    top = page[:page.index('id="figures"')]
+    assert "no flags or warnings" not in top
+    assert "mixacm_frac10 seed 1" in top and "collapsed to chance" in top
+
+
+def test_scatter_labels_never_overlap_and_families_keep_their_colours():
+    """17 runs crowded in one corner (the demo's case): every label that is drawn has a box (matplotlib's own, after
+    drawing) overlapping no other label; the rest are named in a note. Colours follow the method family."""
+    import itertools
+
+    import matplotlib.pyplot as plt
+
+    from reports import figures as F
+
+    runs = ["mixacm", "wo_kd", "wo_mixup", "only_acm", "only_kd", "natural", "pgd_at", "trades", "mart", "awp",
+            "blocks_2", "blocks_3", "blocks_4", "direct_l2", "teacher_avgpool", "mixacm_frac10", "teacher"]
+    pts = [{"label": r, "clean": 90 + 0.1 * i, "robust": 60 + 0.1 * (i % 4), "method": None} for i, r in enumerate(runs)]
+    fig = F.scatter_figure(pts, eval_note="PGD-20")
+    fig.canvas.draw()
+    r = fig.canvas.get_renderer()
+    labels = [t for t in fig.axes[0].texts if t.get_text() in runs]
+    assert len(labels) >= 5
+    for a, b in itertools.combinations(labels, 2):
+        assert not a.get_window_extent(r).overlaps(b.get_window_extent(r)), (a.get_text(), b.get_text())
+    note = [t.get_text() for t in fig.axes[0].texts if t.get_text().startswith("unlabelled")]
+    assert len(labels) + (len(note[0].split(",")) if note else 0) == len(runs)
+    plt.close(fig)
+    st = F.run_styles([(r, None) for r in runs])
+    assert st["pgd_at"]["family"] == st["trades"]["family"] == "at" and st["natural"]["family"] == "natural"
+    assert st["teacher"]["colour"] == "#000000" and st["only_kd"]["family"] == "kd"
+    assert len({(v["colour"], v["style"]) for v in st.values()}) == len(runs)  # no two runs look alike
+
+
+def test_scatter_labels_never_cover_the_legend():
+    """A point in the legend's corner (upper left): its label goes elsewhere or is left out, never over the legend."""
+    import matplotlib.pyplot as plt
+
+    from reports import figures as F
+
+    pts = [{"label": "pgd_at", "clean": 30.0, "robust": 24.0, "method": "pgd_at"},
+           {"label": "teacher", "clean": 31.0, "robust": 25.0, "method": "teacher"},
+           {"label": "mixacm", "clean": 60.0, "robust": 15.0, "method": "mixacm"},
+           {"label": "natural", "clean": 80.0, "robust": 0.5, "method": "natural"}]
+    fig = F.scatter_figure(pts, eval_note="PGD-20")
+    fig.canvas.draw()
+    r = fig.canvas.get_renderer()
+    legend = fig.axes[0].get_legend().get_window_extent(r)
+    labels = [t for t in fig.axes[0].texts if t.get_text() in {p["label"] for p in pts}]
+    assert labels
+    for t in labels:
+        assert not t.get_window_extent(r).overlaps(legend), t.get_text()
+    plt.close(fig)
+
+
+def test_ablation_panels_only_for_tables_the_set_ran(tmp_path):
+    """A set that ran MixACM and the Table 7 blocks, but no Table 6 or 9 ablation, draws the Table 7 panel only
+    (MixACM alone fills one bar of each table: not a comparison)."""
+    recs = []
+    for row, col, runs in [("Accuracy", "Std. Setting", [90.0, 91.0]), ("Robustness", "Std. Setting", [50.0, 51.0])]:
+        recs.append(make_record("table6", row, col, {"run": "mixacm", "attack": "clean" if row == "Accuracy" else
+                                                     "pgd20"}, runs, [0, 1]))
+    for row in ("Low-Level (2)", "All Features"):
+        recs += [make_record("table7", row, "Accuracy", {"run": row, "attack": "clean"}, [80.0, 81.0], [0, 1]),
+                 make_record("table7", row, "Robustness", {"run": row, "attack": "pgd20"}, [40.0, 41.0], [0, 1])]
+    recs.append(make_record("table9", "teacher Adaptive Max Pool / student None", "Robustness",
+                            {"run": "mixacm", "attack": "pgd20"}, [50.0, 51.0], [0, 1]))
+    (tmp_path / "results.json").write_text(json.dumps({"provenance": provenance("smoke", "2026-01-01", 1.0),
+                                                       "results": recs}))
+    page = build.build([str(tmp_path)], None, tmp_path / "r.html").read_text()
+    fig = page[page.index('id="fig-ablations"'):]
+    fig = fig[:fig.index("</figure>")]
+    assert "Table 7: blocks" in fig and "Table 6: components" not in fig and "Table 9: transforms" not in fig
+
+
+def test_autoattack_figure_compares_on_the_same_images_where_masks_allow(tmp_path):
+    """The recorded paired set keeps PGD masks on all 10,000 images and AutoAttack on 500 of them: the figure pairs
+    each model on the AutoAttack images; a set without masks says its bars need not cover the same images."""
+    from pathlib import Path
+
+    from reports import build
+
+    root = Path(__file__).resolve().parents[2] / "reports" / "recorded"
+    page = build.build([str(root / "cpu-ablations-paired")], None, tmp_path / "a.html").read_text()
+    assert "AutoAttack vs PGD per model, on the same images" in page and "same 500 test images" in page
+    page = build.build([str(root / "cpu")], None, tmp_path / "b.html").read_text()
+    assert "need not cover the same images" in page

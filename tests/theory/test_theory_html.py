@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from theory import report
+from theory import page
 
 RECORDED = Path(__file__).resolve().parents[2] / "reports" / "recorded" / "cpu" / "theory.json"
 
@@ -22,8 +22,8 @@ def test_imports_no_torch_or_matplotlib():
 @pytest.mark.skipif(not RECORDED.is_file(), reason="recorded theory.json missing")
 def test_recorded_theory_html_readable():
     res = json.loads(RECORDED.read_text())
-    html = report.render_html(res)
-    by = {c["id"]: report.deciding_number(c) for c in res["claims"]}
+    html = page.render_html(res)
+    by = {c["id"]: page.deciding_number(c) for c in res["claims"]}
     assert by["thm41.bound.printed"].startswith("min certified margin 0.4"), by["thm41.bound.printed"]
     assert by["thm42.relu.taylor.biased-centred"].startswith("violations 5/25")
     assert by["thm42.logistic.taylor"].startswith("margin -0.04892")
@@ -42,9 +42,9 @@ def test_thm41_key_number_is_the_min_certified_margin():
     rows, _ = thm41.monte_carlo(thm41.REGIME, R=2)
     verdict, ev = thm41.decide(rows, "standard", thm41.REGIME)
     claim = {"id": "thm41.bound.standard", "statement": "s", "source": "Supp. B.1", "verdict": verdict, "evidence": ev}
-    txt = report.deciding_number(claim)
+    txt = page.deciding_number(claim)
     assert verdict == "holds-certified"
     assert txt.startswith(f"min certified margin {ev['min_certified_margin']:.4g} (violations 0/2, detectable deficit")
-    assert report.key_number(claim) == f"min_certified_margin={ev['min_certified_margin']:.4g}"
-    html = report.render_html({"claims": [claim], "errata": [], "provenance": {}})
+    assert page.key_number(claim) == f"min_certified_margin={ev['min_certified_margin']:.4g}"
+    html = page.render_html({"claims": [claim], "errata": [], "provenance": {}})
     assert "min certified margin" in html and "vacuous" not in txt

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from theory import report, thm41
+from theory import page, thm41
 from theory.thm41 import adv_loss, dist_loss_inf, loss, population_adv_error
 
 logits = st.lists(st.floats(-50, 50, allow_nan=False), min_size=2, max_size=8)
@@ -226,7 +226,7 @@ def test_old_setting_is_vacuous_and_said_so():
     rows, _ = thm41.monte_carlo(thm41.OLD_REGIME, R=2, seed=thm41.SEED)
     verdict, ev = thm41.decide(rows, "printed", thm41.OLD_REGIME)
     assert verdict == "inconclusive" and ev["vacuous"] == 2 and "vacuous" in ev["note"]
-    assert report.deciding_number({"evidence": ev}).startswith("vacuous: right side >= 1")
+    assert page.deciding_number({"evidence": ev}).startswith("vacuous: right side >= 1")
 
 
 def test_breakdown_columns_sum_to_the_right_side():

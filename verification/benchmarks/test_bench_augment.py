@@ -14,8 +14,9 @@ import torch
 
 from mixacm.config import load_config
 from mixacm.data import augment
-from mixacm.methods import METHODS, StepContext, WithFeatures
+from mixacm.methods import METHODS
 from mixacm.models import build_model
+from mixacm.steps import StepContext, WithFeatures
 
 ARCH, BATCH, SIDE = "wrn-16-1", 128, 32
 

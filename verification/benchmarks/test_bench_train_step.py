@@ -15,8 +15,9 @@ import pytest
 import torch
 
 from mixacm.config import load_config
-from mixacm.methods import METHODS, StepContext, WithFeatures
+from mixacm.methods import METHODS
 from mixacm.models import build_model
+from mixacm.steps import StepContext, WithFeatures
 from mixacm.teachers import FrozenTeacher
 
 ARCH, BATCH, SIDE = "wrn-16-1", 32, 32  # same student for every method; teacher = same architecture (Table 4 row)
@@ -55,7 +56,7 @@ def _setup(method: str, overrides: dict | None = None, *, arch: str = ARCH, teac
                 out.post_step()
 
     def teacher_forward():
-        teacher.forward_features(x)
+        teacher.forward_intermediates(x)
 
     return step, teacher_forward
 

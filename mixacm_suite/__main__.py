@@ -1,0 +1,5 @@
+import sys
+
+from mixacm_suite.cli import main
+
+sys.exit(main())
