@@ -570,9 +570,27 @@ def bit_exact_resume(device, work: Path) -> dict[str, Any]:
     return {"status": "fail" if bad else "ok", "failing": bad, "methods": rows, "device": str(device)}
 
 
+# The self-checks that test the evaluator itself (and may change with cudnn.benchmark, channels_last or frozen
+# parameters); the others report a property of the model evaluated (gradient masking, monotonicity in steps, a model
+# that wants normalised inputs, AutoAttack's flags), which the item records but does not fail on.
+EVALUATOR_CHECKS = ("inputs_in_unit_range", "eval_mode", "outputs_are_logits", "deterministic", "nonzero_gradients")
+
+
+def evaluator_verdict(checks: dict[str, str], restored: bool, attacks: tuple[str, ...] = ()) -> tuple[str, list[str]]:
+    """("ok" | "fail", the failing names): every evaluator check and every attack's adversarial_valid ran and passed,
+    and the parameters' requires_grad flags came back as they were."""
+    needed = list(EVALUATOR_CHECKS) + [f"adversarial_valid:{a}" for a in attacks]
+    needed += [k for k in checks if k.startswith("adversarial_valid:") and k not in needed]
+    failing = [k for k in needed if checks.get(k) != "ok"]
+    if not restored:
+        failing.append("requires_grad_restored")
+    return ("fail" if failing else "ok"), failing
+
+
 def evaluator_checks(device, work: Path) -> dict[str, Any]:
-    """A model trained on digits, evaluated with cudnn.benchmark on (the gpu tier's setting): every self-check's
-    status, the parameters' requires_grad restored, the physical batch and layout used."""
+    """A model trained on digits, evaluated with cudnn.benchmark off and then on (the gpu tier's setting): every
+    self-check's status in both, the parameters' requires_grad restored, the physical batch and layout used. The item
+    fails on the evaluator's own checks (``evaluator_verdict``); what benchmark mode changed is reported."""
     import shutil
 
     import torch
@@ -589,17 +607,30 @@ def evaluator_checks(device, work: Path) -> dict[str, Any]:
                                         select_metric="last")), work / "run")
     model = TR.load_checkpoint_model(s["checkpoint"]).to(device)
     x, y = load_split("digits", "test")
-    torch.backends.cudnn.benchmark = True
     attacks = ["fgsm", "pgd5", "pgd10", "cw10"] + (["apgd-ce", "square"] if have("pyautoattack") else [])
     flags = {n: p.requires_grad for n, p in model.named_parameters()}
-    res = evaluate(model, x, y, attacks=attacks, eps=0.1, n=200, device=device, progress=False,
-                   aa_options={"square_queries": 100, "n_iter": 20})
+    before = torch.backends.cudnn.benchmark
+    runs = {}
+    try:
+        for mode in (False, True):
+            torch.backends.cudnn.benchmark = mode
+            runs[mode] = evaluate(model, x, y, attacks=attacks, eps=0.1, n=200, device=device, progress=False,
+                                  aa_options={"square_queries": 100, "n_iter": 20})
+    finally:
+        torch.backends.cudnn.benchmark = before
+    res = runs[True]
     restored = flags == {n: p.requires_grad for n, p in model.named_parameters()}
     checks = {c["name"]: c["status"] for c in res["self_checks"]}
-    flagged = [k for k, v in checks.items() if v == "flag"]
-    return {"status": "fail" if flagged or not restored else "ok", "self_checks": checks, "flagged": flagged,
+    checks_off = {c["name"]: c["status"] for c in runs[False]["self_checks"]}
+    status, failing = evaluator_verdict(checks, restored, tuple(attacks))
+    robust = {k: a["robust_accuracy"] for k, a in res["attacks"].items()}
+    robust_off = {k: a["robust_accuracy"] for k, a in runs[False]["attacks"].items()}
+    return {"status": status, "failing": failing, "self_checks": checks,
+            "model_flags": [k for k, v in checks.items() if v == "flag" and k not in failing],
+            "changed_by_benchmark": {k: [checks_off.get(k), v] for k, v in checks.items() if checks_off.get(k) != v},
+            "max_robust_change_by_benchmark": max(abs(robust[k] - robust_off[k]) for k in robust),
             "requires_grad_restored": restored, "runtime": res.get("runtime"),
-            "clean": res["clean"]["accuracy"], "robust": {k: a["robust_accuracy"] for k, a in res["attacks"].items()},
+            "clean": res["clean"]["accuracy"], "robust": robust,
             "attack_seconds": {k: round(a["attack_seconds"], 2) for k, a in res["attacks"].items()},
             "aa_available": have("pyautoattack")}
 

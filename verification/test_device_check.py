@@ -60,3 +60,20 @@ def test_smoke_runs_every_part_and_item(tmp_path, pack):
     assert all(e["n"] == 30 for e in mini["evaluations"].values())  # the pack's 3 test images per class
     assert mini["claims"]  # decided through verification/claims.py
     assert "device check:" in proc.stdout and "part c: ok" in proc.stdout
+
+
+def test_evaluator_item_fails_on_the_evaluators_own_checks_and_not_on_the_models_properties():
+    """The item checks the evaluator on CUDA with cudnn.benchmark on. A flag about the model it evaluates (a natural
+    digits model that FGSM breaks more than PGD-5, which differs from one CPU type to another) is evidence about that
+    model, recorded but not a failure; an evaluator check that flagged or did not run, or flags left frozen, fail."""
+    from verification.device_check import EVALUATOR_CHECKS, evaluator_verdict
+    ok = {name: "ok" for name in EVALUATOR_CHECKS} | {"adversarial_valid:fgsm": "ok", "adversarial_valid:pgd5": "ok"}
+    assert evaluator_verdict(ok, restored=True) == ("ok", [])
+    model = {"no_gradient_masking": "flag", "pgd_monotone_in_steps": "flag", "model_takes_unit_range": "flag",
+             "autoattack_flags": "flag"}
+    assert evaluator_verdict(ok | model, restored=True) == ("ok", [])
+    assert evaluator_verdict(ok | {"deterministic": "flag"}, restored=True) == ("fail", ["deterministic"])
+    assert evaluator_verdict(ok | {"adversarial_valid:pgd5": "flag"}, restored=True) == ("fail", ["adversarial_valid:pgd5"])
+    assert evaluator_verdict({k: v for k, v in ok.items() if k != "eval_mode"}, restored=True) == ("fail", ["eval_mode"])
+    assert evaluator_verdict(ok | {"nonzero_gradients": "skipped"}, restored=True) == ("fail", ["nonzero_gradients"])
+    assert evaluator_verdict(ok, restored=False) == ("fail", ["requires_grad_restored"])
