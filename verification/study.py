@@ -7,6 +7,8 @@
     python -m verification.study cpu --out runs/cpu-ablations --kwargs '{"seeds": [0, 1, 2], "autoattack_n": 500,
         "alpha_acm_reference": "wrn-34-10", "only": ["mixacm", "wo_kd", "wo_mixup", "only_acm", "only_kd", "pgd_at"]}'
                                            # the cpu tier's plan (verification.plans.cpu_plan), any of its arguments
+    python -m verification.study cpu --out runs/again --plan reports/recorded/cpu-ablations-paired/plan.json
+                                           # a recorded set's plan again, with the arguments it was recorded with
 
 Several workers may share one ``--out`` when their ``--only`` sets are disjoint (a run's teacher is trained by the
 first worker that needs it; start the others after it exists, or give them runs without a teacher). The CIFAR-10
@@ -26,6 +28,21 @@ STUDIES = {"epoch-scaling": epoch_scaling_plan, "digits-compared": digits_compar
 NEEDS_CIFAR = {"epoch-scaling", "cpu"}  # the others run on the embedded digits
 
 
+def plan_kwargs(study: str, kwargs_json: str, plan_file: str | Path | None = None) -> dict:
+    """The plan function's keyword arguments: a recorded ``plan.json`` (which names its study; it must be this one),
+    then ``--kwargs`` on top; JSON lists become tuples."""
+    kwargs = {}
+    if plan_file is not None:
+        recorded = json.loads(Path(plan_file).read_text())
+        named = recorded.pop("study", study)
+        if named != study:
+            raise ValueError(f"{plan_file} is a plan of the {named} study, not of {study}: "
+                             f"run python -m verification.study {named} --plan {plan_file}")
+        kwargs.update(recorded)
+    kwargs.update(json.loads(kwargs_json))
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items()}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m verification.study", description=__doc__.split("\n\n")[0])
     p.add_argument("study", choices=sorted(STUDIES))
@@ -35,13 +52,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--only", default=None, help="comma-separated run keys (and their teacher)")
     p.add_argument("--only-finished", action="store_true", help="train nothing: aggregate the finished runs")
     p.add_argument("--kwargs", default="{}", help="JSON keyword arguments of the plan function")
+    p.add_argument("--plan", default=None, metavar="PLAN_JSON",
+                   help="a recorded set's plan.json: rerun its study with the arguments it was recorded with "
+                        "(--kwargs applies on top)")
     a = p.parse_args(argv)
+    try:
+        kwargs = plan_kwargs(a.study, a.kwargs, a.plan)
+    except (OSError, ValueError) as e:
+        print(f"python -m verification.study: error: {e}", file=sys.stderr)
+        return 2
     root = cifar_jpeg_root(a.data_dir) if a.study in NEEDS_CIFAR else None
     if a.study in NEEDS_CIFAR and root is None:
         print("python -m verification.study: error: CIFAR-10 JPEG copy not found; pass --data-dir or set "
               "MIXACM_CIFAR10_JPEG", file=sys.stderr)
         return 2
-    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in json.loads(a.kwargs).items()}  # JSON lists
     if a.only:
         kwargs["only"] = tuple(k for k in a.only.split(",") if k)
     try:

@@ -73,3 +73,17 @@ def test_digits_compared_study_runs_through_the_cli_and_keeps_paired_masks(tmp_p
     evals = [json.loads(f.read_text()) for f in (out / "evals").glob("*.json")]
     assert len(evals) == 2 and all(
         {c["name"]: c["status"] for c in e["self_checks"]}["no_gradient_masking"] != "skipped" for e in evals)
+
+
+def test_a_recorded_plan_json_reruns_its_own_study_only(tmp_path, capsys):
+    """``--plan reports/recorded/<set>/plan.json`` takes the arguments a set was recorded with (the file names its
+    study); a plan file of another study stops with a one-line error before anything runs."""
+    from verification.study import main, plan_kwargs
+    f = tmp_path / "plan.json"
+    f.write_text(json.dumps({"study": "cpu", "seeds": [0, 1, 2], "only": ["mixacm", "pgd_at"], "extra": True}))
+    assert plan_kwargs("cpu", "{}", f) == {"seeds": (0, 1, 2), "only": ("mixacm", "pgd_at"), "extra": True}
+    assert plan_kwargs("cpu", '{"extra": false}', f)["extra"] is False  # --kwargs on top of the file
+    with pytest.raises(ValueError, match="digits-compared.*cpu"):
+        plan_kwargs("digits-compared", "{}", f)
+    assert main(["digits-compared", "--out", str(tmp_path / "out"), "--plan", str(f)]) == 2
+    assert "plan.json" in capsys.readouterr().err and not (tmp_path / "out").exists()
