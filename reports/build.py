@@ -445,6 +445,26 @@ def teacher_view(records: list[dict], evals: dict[str, dict], runs: dict) -> dic
             "n_eval": ", ".join(str(n) for n in sorted(x for x in n_eval if x))}
 
 
+def _student_epochs(recs: list[dict]) -> str:
+    """The students' epochs: when most methods share one number and a few differ (Free-AT counts passes, each
+    replayed m times), "6 (free_at: 1)"; a study of several epoch counts lists them all."""
+    by_method: dict[str, set] = {}
+    for r in recs:
+        e = (r.get("config") or {}).get("train", {}).get("epochs")
+        if e is not None:
+            by_method.setdefault(r["setting"].get("method") or "other", set()).add(e)
+    if not by_method:
+        return ""
+    single = [next(iter(v)) for v in by_method.values() if len(v) == 1]
+    common = max(set(single), key=single.count) if single else None
+    odd = {m: v for m, v in by_method.items() if v != {common}}
+    if not odd:
+        return str(common)
+    if common is None or len(odd) * 2 >= len(by_method):
+        return ", ".join(map(str, sorted(set().union(*by_method.values()))))
+    return f"{common} (" + "; ".join(f"{m}: {', '.join(map(str, sorted(v)))}" for m, v in sorted(odd.items())) + ")"
+
+
 def setting_view(results: list[dict], records: list[dict], evals: dict, runs: dict) -> list[dict]:
     rows: list[dict] = []
     accs = [r for r in records if r["table"] not in ("bench", "fig4")]
@@ -459,14 +479,16 @@ def setting_view(results: list[dict], records: list[dict], evals: dict, runs: di
                       if p["provenance"].get("scale")} - set(scales))
     if scales:
         rows.append({"what": "scale (as recorded)", "value": "; ".join(scales)})
-    students = sorted({r["setting"].get("student") for r in accs if r["setting"].get("student")})
+    teacher_keys = set(_teacher_keys(records))
+    studs = [r for r in accs if r["table"] != "teacher" and r["setting"].get("run") not in teacher_keys]
+    students = sorted({r["setting"].get("student") for r in studs if r["setting"].get("student")})
     rows.append({"what": "students", "value": ", ".join(students) or "–"})
-    methods = sorted({r["setting"].get("method") for r in accs if r["setting"].get("method")})
+    methods = sorted({r["setting"].get("method") for r in studs if r["setting"].get("method")})
     if methods:
         rows.append({"what": "methods", "value": ", ".join(methods)})
-    epochs = sorted({(r.get("config") or {}).get("train", {}).get("epochs") for r in accs} - {None})
-    if epochs:
-        rows.append({"what": "student epochs", "value": ", ".join(map(str, epochs))})
+    epochs_text = _student_epochs(studs)
+    if epochs_text:
+        rows.append({"what": "student epochs", "value": epochs_text})
     seeds = sorted({s for r in records for s in r["seeds"]})
     rows.append({"what": "seeds", "value": ", ".join(map(str, seeds)) or "–"})
     rows.append({"what": "evaluation", "value": eval_scale(accs) or "–"})

@@ -209,3 +209,31 @@ def test_autoattack_figure_compares_on_the_same_images_where_masks_allow(tmp_pat
     assert "AutoAttack vs PGD per model, on the same images" in page and "same 500 test images" in page
     page = build.build([str(root / "cpu")], None, tmp_path / "b.html").read_text()
     assert "need not cover the same images" in page
+
+
+def test_setting_lists_students_not_the_teacher_and_names_a_method_trained_for_other_epochs():
+    """The teacher's architecture, method and epochs belong to the teacher row, not to "students"; a method trained
+    for a different number of epochs (Free-AT's passes, each replayed m times) is named beside its epochs."""
+    def rec(table, row, method, model, epochs):
+        return make_record(table, row, "Clean Acc.", {"dataset": "digits", "student": model, "method": method},
+                           [90.0, 91.0], [0, 1], {"train": {"method": method, "model": model, "epochs": epochs}})
+    recs = [rec("table1", "Ours (w/ Mixup)", "mixacm", "wrn-10-1", 6), rec("table1", "Natural", "natural", "wrn-10-1", 6),
+            rec("table1", "Free AT", "free_at", "wrn-10-1", 1), rec("teacher", "Fast-AT teacher", "fast_at", "wrn-10-2", 10)]
+    rows = {r["what"]: r["value"] for r in build.setting_view([], recs, {}, {})}
+    assert rows["students"] == "wrn-10-1"
+    assert rows["methods"] == "free_at, mixacm, natural"
+    assert rows["student epochs"] == "6 (free_at: 1)"
+    rows = {r["what"]: r["value"] for r in build.setting_view([], recs[:2] + recs[3:], {}, {})}
+    assert rows["student epochs"] == "6"
+
+
+def test_no_empty_claims_table_when_the_set_ran_no_claim(tmp_path):
+    """A set whose records feed no claim shows the "not run in this set" line, not a claims table with a header and
+    no rows."""
+    recs = [make_record("table1", "Natural", "Clean Acc.", {"dataset": "digits", "student": "wrn-10-1",
+                                                            "method": "natural"}, [90.0, 91.0], [0, 1])]
+    (tmp_path / "res").mkdir()
+    (tmp_path / "res" / "results.json").write_text(json.dumps(
+        {"provenance": provenance("smoke", "2024-01-01T00:00:00+00:00", 3.0), "results": recs}))
+    page = build.build([str(tmp_path / "res")], None, tmp_path / "r.html").read_text()
+    assert "Not run in this set" in page and "claim (ours: condition tested)" not in page
