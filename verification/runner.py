@@ -165,9 +165,10 @@ def _eps_tag(plan: Plan, eps: float) -> str:
 
 
 def eps_text(eps: float) -> str:
-    """A radius as a user writes it: "8/255" when it is a whole number of 255ths, else the number ("0.1")."""
-    k = eps * 255
-    return f"{round(k)}/255" if abs(k - round(k)) < 1e-6 and round(k) > 0 else f"{eps:g}"
+    """A radius as a user writes it: "8/255" when it is a whole number of 255ths to the 6 decimals a record keeps,
+    else the number ("0.1", "0.0314")."""
+    k = round(eps * 255)
+    return f"{k}/255" if k > 0 and abs(eps - k / 255) < 5e-7 else f"{eps:g}"
 
 
 def _eval_path(out: Path, run: RunSpec, seed: int, suffix: str = "") -> Path:

@@ -221,3 +221,5 @@ def test_eps_is_printed_as_configured():
     from verification.runner import eps_text
 
     assert eps_text(8 / 255) == "8/255" and eps_text(0.1) == "0.1" and eps_text(2 / 255) == "2/255"
+    assert eps_text(0.031373) == "8/255"  # a record's setting keeps 6 decimals
+    assert eps_text(0.0314) == "0.0314"  # typed as a decimal: not 8/255
