@@ -24,27 +24,15 @@ The teacher is a ``FrozenTeacher`` (mixacm.teachers): always eval, no parameter 
 """
 from __future__ import annotations
 
-import contextlib
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from . import baselines as _b
 from .attacks import fgsm, pgd_linf
 from .config import TrainConfig
 from .steps import StepContext, StepFn, StepOutput, feature_term
-
-
-@contextlib.contextmanager
-def _eval_mode(model: nn.Module):
-    # attacks run the student in eval mode: BN running stats are not touched by the extra attack forwards
-    was = model.training
-    model.eval()
-    try:
-        yield model
-    finally:
-        model.train(was)
 
 
 def _zero(ref: Tensor) -> Tensor:
@@ -73,7 +61,7 @@ def pgd_at_step(ctx: StepContext, x: Tensor, y: Tensor) -> StepOutput:
 
 def fast_at_step(ctx: StepContext, x: Tensor, y: Tensor) -> StepOutput:
     c = ctx.cfg
-    with _eval_mode(ctx.student_module) as m:
+    with _b.craft_mode(ctx.student_module, "eval") as m:  # Wong et al.: BN statistics untouched by the attack
         x_adv = fgsm(m, x, y, eps=c.eps, random_start=True, step_size=c.fast_at_step * c.eps,
                      generator=ctx.generator)
     logits = ctx.student(x_adv)

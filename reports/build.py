@@ -546,16 +546,14 @@ def _pgd(attacks: dict[str, dict]) -> tuple[str | None, dict | None]:
 
 
 def figure_views(records: list[dict], profiles: dict, evals: dict, runs: dict, teacher: dict) -> list[dict]:
-    """Every figure of the report, one function per figure; a figure without data is left out or drawn empty with
-    the status 'not recorded'."""
+    """Every figure of the report, one function per figure; a figure without data is left out (the report names it
+    among the figures not drawn)."""
     datasets = sorted({r["setting"].get("dataset") for r in records} - {None})
     data = ", ".join(dataset_label(d) for d in datasets) or "the plan's data"
     byrun = _by_run(records)
     figs = [f for f in (_fig_scatter(byrun, teacher, data), _fig_ablations(records, data), _fig_aa_gap(byrun, evals),
                         _fig3(records, data), _fig7(records, data), _fig4(profiles), _fig_training(runs))
             if f is not None]
-    for f in figs:
-        f["status"] = "ours" if f["svg"] else "not recorded"
     return figs
 
 

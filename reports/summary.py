@@ -51,10 +51,6 @@ def _load(d: Path, name: str) -> Any:
     return json.loads((d / name).read_text())
 
 
-def _num(x: float | None, k: int = 2) -> str:
-    return "–" if x is None else f"{x:.{k}f}"
-
-
 def masking_status(evals: dict[str, dict]) -> dict[str, list[str]]:
     """Evaluation name -> checked / flagged / skipped by the gradient-masking checks (FGSM or Square vs the
     iterative attacks; AutoAttack's own Square check)."""

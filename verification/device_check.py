@@ -67,7 +67,8 @@ def sizes(smoke: bool) -> dict[str, Any]:
             "b_rows": [("natural", "gowal-wrn-10-1", None, 8, 32), ("mixacm", "gowal-wrn-10-1", "gowal-wrn-10-1", 8, 32),
                        ("pgd_at", "gowal-wrn-10-1", None, 8, 32), ("free_at", "gowal-wrn-10-1", None, 8, 32),
                        ("natural", "resnet50", None, 2, 64)],
-            "b_eval": ("gowal-wrn-10-1", (8, 16)), "b_row_s": 0.0, "b_max_steps": 2,
+            "b_eval": ("gowal-wrn-10-1", (8, 16)), "b_row_s": 0.0, "b_max_steps": 2, "b_warmup_steps": 1,
+            "b_eval_steps": 2,
             "c_teacher": "wrn-10-1", "c_student": "wrn-10-1", "c_batch": 32, "c_max_steps": 2, "c_val_n": 20,
             "c_epochs": (1, 1), "c_eval_iterations": 2,
         }
@@ -86,7 +87,8 @@ def sizes(smoke: bool) -> dict[str, Any]:
                    ("natural", "gowal-wrn-34-10", None, 512, 32),
                    ("mixacm", "gowal-wrn-34-10", "gowal-wrn-28-10", 512, 32),
                    ("pgd_at", "gowal-wrn-34-10", None, 512, 32)],
-        "b_eval": ("gowal-wrn-34-10", (128, 1024)), "b_row_s": 3.0, "b_max_steps": 40,
+        "b_eval": ("gowal-wrn-34-10", (128, 1024)), "b_row_s": 3.0, "b_max_steps": 40, "b_warmup_steps": 3,
+        "b_eval_steps": 10,
         "c_teacher": "wrn-16-8", "c_student": "wrn-16-4", "c_batch": 128, "c_max_steps": None, "c_val_n": 200,
         "c_epochs": None, "c_eval_iterations": None,
     }
@@ -807,7 +809,7 @@ def throughput_row(device, S, method, student, teacher, batch, side, ceiling) ->
                      n_images=batch * (1 if side == 224 else 4))
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    st.steps(3 if not P_SMOKE[0] else 1)  # warm-up (cudnn autotuning)
+    st.steps(S["b_warmup_steps"])  # warm-up (cudnn autotuning)
     _sync(device)
     t0, n = time.perf_counter(), 0
     while n < S["b_max_steps"] and (n < 2 or time.perf_counter() - t0 < S["b_row_s"]):
@@ -840,7 +842,6 @@ def throughput_row(device, S, method, student, teacher, batch, side, ceiling) ->
             "free_replays": st.cfg.free_replays, "status": "ok"}
 
 
-P_SMOKE = [False]  # set by the part's process: fewer warm-up steps at toy size
 
 
 def eval_row(device, S, student: str, batch: int, tf32_ceiling) -> dict[str, Any]:
@@ -862,7 +863,7 @@ def eval_row(device, S, student: str, batch: int, tf32_ceiling) -> dict[str, Any
     x = torch.rand(batch, 3, 32, 32, device=device)
     x = x.contiguous(memory_format=torch.channels_last) if cl else x
     y = torch.randint(0, 10, (batch,), device=device)
-    steps = 2 if P_SMOKE[0] else 10
+    steps = S["b_eval_steps"]
     pgd_linf(model, x, y, eps=8 / 255, step_size=2 / 255, steps=2)  # warm-up
     _sync(device)
     t0 = time.perf_counter()
@@ -991,8 +992,7 @@ def mini_reproduction(P: Part, S, sizing, device, work: Path, pack: Path) -> dic
     P.data["results"] = results
     P.data["claims"] = claims
     return {"seconds_train_eval": round(time.time() - t0, 1), "teacher_epochs": t_ep, "student_epochs": s_ep,
-            "evaluations": evals, "claims": [{"claim": c.get("claim") or c.get("text") or c.get("id"),
-                                              "verdict": c.get("verdict")} for c in claims],
+            "evaluations": evals, "claims": [{"claim": c["id"], "verdict": c["verdict"]} for c in claims],
             "train_wall_time_s": results["provenance"].get("train_wall_time_s")}
 
 
@@ -1011,7 +1011,6 @@ def _item(part: dict[str, Any], name: str) -> dict[str, Any]:
 def run_part(name: str, out: Path, deadline: float, smoke: bool, work: Path, pack: Path | None,
              device_name: str | None) -> int:
     import torch
-    P_SMOKE[0] = smoke
     if smoke:
         torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
     device = _device(smoke, device_name)

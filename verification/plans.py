@@ -23,10 +23,10 @@ def cifar_jpeg_root(option: str | None = None) -> Path | None:
         return None
 
 
-FIG3_FRACTIONS = (0.1, 0.3)
+FIG3_FRACTIONS = (0.1, 0.3)  # Fig. 3: MixACM on these fractions of the plan's full training data
 # also evaluated with AutoAttack (with the plan's PGD-7 AT run): KD-only students are trained at temperature 10, the
 # classic gradient-masking case, so their PGD number is checked by a gradient-free part too
-AUTOATTACK_RUNS = ("mixacm", "only_kd")  # Fig. 3: MixACM on these fractions of the plan's full training data
+AUTOATTACK_RUNS = ("mixacm", "only_kd")
 
 
 def _ablation_runs(student: str, teacher_key: str, attacks: tuple[str, ...], extra: bool, epochs: int,
@@ -127,6 +127,17 @@ DIGITS_COMPARED = [
 ]
 
 
+def _select(runs: list[RunSpec], cells: list[CellSpec], only: tuple[str, ...] | None):
+    """A plan's ``only``: the named runs and their teachers, and the cells they feed; an unknown key stops at once."""
+    if only is None:
+        return runs, cells
+    unknown = sorted(set(only) - {r.key for r in runs})
+    if unknown:
+        raise ValueError(f"only: unknown runs {unknown}; valid: {', '.join(r.key for r in runs)}")
+    keep = set(only) | {r.teacher for r in runs if r.key in only and r.teacher}
+    return [r for r in runs if r.key in keep], [c for c in cells if c.run in keep]
+
+
 def digits_plan(epochs: int = 6, seeds: tuple[int, ...] = (0, 1), extra: bool = False,
                 alpha_acm_reference: str | None = "wrn-34-10") -> Plan:
     """The embedded default: a Fast-AT WRN-10-2 teacher, WRN-10-1 students. eps = 0.1 on [0,1] pixels
@@ -175,13 +186,7 @@ def digits_compared_plan(epochs: int = 6, seeds: tuple[int, ...] = (0, 1), only:
                                                             ("PGD 100", "pgd100"))]
     cells += [CellSpec("teacher", "Fast-AT teacher (WRN-10-2)", col, "teacher", metric)
               for col, metric in (("Clean Acc.", "clean"), ("PGD 20", "pgd20"))]
-    if only is not None:
-        unknown = sorted(set(only) - {r.key for r in runs})
-        if unknown:
-            raise ValueError(f"unknown run keys {unknown}; choose from {', '.join(r.key for r in runs)}")
-        wanted = set(only) | {r.teacher for r in runs if r.key in only and r.teacher}
-        runs = [r for r in runs if r.key in wanted]
-        cells = [c for c in cells if c.run in wanted]
+    runs, cells = _select(runs, cells, only)
     return Plan(name="digits-compared", tier="smoke", base=base.base, runs=runs, cells=cells, seeds=seeds,
                 eval_n=eval_n, eval_eps=base.eval_eps,
                 scale=f"digits 8x8, WRN-10-2 Fast-AT teacher -> WRN-10-1, {epochs} epochs, eps 0.1, training "
@@ -261,12 +266,7 @@ def cpu_plan(data_root: str | Path, *, fraction: float = 0.2, epochs: int = 3, t
         name += "-alpha-at-" + alpha_acm_reference
         scale += f"; alpha_acm stated at {alpha_acm_reference} block widths"
     if only is not None:
-        unknown = sorted(set(only) - {r.key for r in runs})
-        if unknown:
-            raise ValueError(f"only: unknown runs {unknown}; valid: {', '.join(r.key for r in runs)}")
-        keep = set(only) | {r.teacher for r in runs if r.key in only and r.teacher}
-        runs = [r for r in runs if r.key in keep]
-        cells = [c for c in cells if c.run in keep]
+        runs, cells = _select(runs, cells, only)
         ratios = [r for r in ratios if any(c.table == "table10" and c.row == r["row"] for c in cells)]
     profiles = {"teacher": "teacher", "student": "mixacm", "natural": "natural"}
     keys = {r.key for r in runs}
@@ -438,13 +438,7 @@ def epoch_scaling_plan(data_root: str | Path, *, epochs: tuple[int, ...] = SCALI
                   for col, metric in (("clean", "clean"), ("robust", "pgd20"))]
     if alpha_acm_reference is not None:
         runs = _alpha_at(runs, alpha_acm_reference)
-    if only is not None:
-        unknown = sorted(set(only) - {r.key for r in runs})
-        if unknown:
-            raise ValueError(f"only: unknown runs {unknown}; valid: {', '.join(r.key for r in runs)}")
-        keep = set(only) | {r.teacher for r in runs if r.key in only and r.teacher}
-        runs = [r for r in runs if r.key in keep]
-        cells = [c for c in cells if c.run in keep]
+    runs, cells = _select(runs, cells, only)
     scale = (f"CIFAR-10 JPEG q75; WRN-16-2 Fast-AT teacher ({teacher_fraction:.0%} of train, {teacher_epochs} ep) -> "
              f"WRN-16-1 students ({fraction:.0%} of train) at {', '.join(map(str, epochs))} epochs; eps 8/255; "
              f"FGSM and PGD-20 on {eval_n or 'all 10,000'} test images"

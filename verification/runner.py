@@ -284,21 +284,20 @@ def _setting(plan: Plan, run: RunSpec, cell: CellSpec) -> dict[str, Any]:
     return s
 
 
-# Forward-pass equivalents per training example (a backward pass ~2F, an attack step ~2F: input gradient only)
-PASSES = {"natural": 3.0, "kd": 4.0, "mixacm": 4.0, "ard": 4.0 + 2 * 7, "fast_at": 5.0, "pgd_at": 3.0 + 2 * 7,
-          "trades": 6.0 + 2 * 10, "mart": 6.0 + 2 * 10, "awp": 9.0 + 2 * 10, "fat": 6.0 + 2 * 5, "free_at": 3.0}
-
-
 def expected_cost(overrides: dict[str, Any]) -> float:
-    """Relative training cost of a run (for ETAs): epochs x data fraction x passes per example x model width^2 x
-    depth; unknown models and methods count as a WRN-16-1 natural run."""
+    """Relative training cost of a run (for ETAs): epochs x data fraction x forward passes per example (the cost
+    plan's ``costs.train_passes``, student and teacher alike) x model width^2 x depth; unknown models and methods
+    count as a WRN-16-1 natural run."""
     from mixacm.models import wrn_depth_width
+    from verification.costs import train_passes
 
     dw = wrn_depth_width(str(overrides.get("model", ""))) or (16, 1)
-    steps = overrides.get("attack_steps")
-    passes = PASSES.get(overrides.get("method", "natural"), 3.0)
-    if steps is not None and overrides.get("method") in ("pgd_at", "ard", "trades", "mart", "awp"):
-        passes = passes - 2 * (10 if overrides["method"] in ("trades", "mart", "awp") else 7) + 2 * int(steps)
+    method = overrides.get("method", "natural")
+    steps = int(overrides.get("attack_steps") or (10 if method in ("trades", "mart", "awp", "fat") else 7))
+    try:
+        passes = sum(train_passes(method, steps, int(overrides.get("free_replays", 1))))
+    except KeyError:
+        passes = sum(train_passes("natural", steps))
     return float(overrides.get("epochs", 1)) * float(overrides.get("data_fraction", 1.0)) * passes * dw[1] ** 2 * dw[0]
 
 

@@ -58,7 +58,7 @@ def test_digits_compared_study_runs_through_the_cli_and_keeps_paired_masks(tmp_p
     from verification.plans import digits_compared_plan
     from verification.study import main
 
-    with pytest.raises(ValueError, match="unknown run keys"):
+    with pytest.raises(ValueError, match="unknown runs"):
         digits_compared_plan(only=("tradez",))
     out = tmp_path / "compared"
     kwargs = {"epochs": 1, "seeds": [0], "eval_n": 40}

@@ -11,7 +11,6 @@ arguments of the recorded set ``reports/recorded/cpu`` (its ``plan.json``). Both
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -75,10 +74,10 @@ def run_gpu_tier(selected: list[dict], out: str | Path, *, rehearse: bool) -> tu
 def cpu_tier_plan(data_root: str | Path):
     """``plans.cpu_plan`` with the recorded cpu set's arguments (so a rerun is comparable with it)."""
     from verification.plans import cpu_plan
+    from verification.study import plan_kwargs
 
     f = RECORDED_CPU / "plan.json"
-    recorded = json.loads(f.read_text()) if f.is_file() else {}
-    return cpu_plan(data_root, **{k: tuple(v) if isinstance(v, list) else v for k, v in recorded.items()})
+    return cpu_plan(data_root, **plan_kwargs("cpu", "{}", f if f.is_file() else None))
 
 
 def run_cpu_tier(data_root: str | Path, out: str | Path) -> dict[str, Any]:

@@ -95,10 +95,10 @@ def _sgd(model: nn.Module) -> torch.optim.Optimizer:
 
 
 # ------------------------------------------------------------------------------------------------------ references
-def ref_trades(model, x, y, g, *, eps, step, steps, beta):
-    """yaodongyu/TRADES trades.py, trades_loss (L17-86): eval mode while crafting (L28); start x + 0.001 N(0, I),
-    not clamped (L31); each step: KL sum of model(x') to model(x), signed step, ball, [0,1] (L33-41); train mode
-    (L74); forwards model(x) for the CE (L80-81), model(x') and model(x) again for the KL / batch size (L82-83)."""
+def _trades_attack(model, x, g, *, eps, step, steps):
+    """The TRADES attack, as trades.py (L28-41) and AWP's perturb_input (L101-120) both write it: eval mode, start
+    x + 0.001 N(0, I) not clamped, signed steps on the KL sum of model(x') to model(x), ball and [0,1]; train mode
+    after."""
     model.eval()
     x_adv = x + 0.001 * _normal(x, g)
     for _ in range(steps):
@@ -107,6 +107,14 @@ def ref_trades(model, x, y, g, *, eps, step, steps, beta):
         grad = torch.autograd.grad(loss_kl, [x_adv])[0]
         x_adv = _project(x_adv.detach() + step * grad.sign(), x, eps)
     model.train()
+    return x_adv
+
+
+def ref_trades(model, x, y, g, *, eps, step, steps, beta):
+    """yaodongyu/TRADES trades.py, trades_loss (L17-86): eval mode while crafting (L28); start x + 0.001 N(0, I),
+    not clamped (L31); each step: KL sum of model(x') to model(x), signed step, ball, [0,1] (L33-41); train mode
+    (L74); forwards model(x) for the CE (L80-81), model(x') and model(x) again for the KL / batch size (L82-83)."""
+    x_adv = _trades_attack(model, x, g, eps=eps, step=step, steps=steps)
     logits = model(x)
     loss_natural = F.cross_entropy(logits, y)
     loss_robust = _kl_sum(F.log_softmax(model(x_adv), 1), F.softmax(model(x), 1)) / len(x)
@@ -162,14 +170,7 @@ def ref_awp_trades(model, x, y, g, *, eps, step, steps, beta, gamma, active):
     model's state in train mode, forwards proxy(x), proxy(x'), proxy(x), one SGD step (lr 0.1, L279) on minus the
     TRADES loss with a batchmean KL) and perturb (gamma times the normalised difference) when epoch >= awp_warmup
     (L179-184); forwards model(x') and model(x) for the KL, model(x) for the CE (L187-193). Returns the restore."""
-    model.eval()
-    x_adv = x + 0.001 * _normal(x, g)
-    for _ in range(steps):
-        x_adv.requires_grad_()
-        loss_kl = _kl_sum(F.log_softmax(model(x_adv), 1), F.softmax(model(x), 1))
-        grad = torch.autograd.grad(loss_kl, [x_adv])[0]
-        x_adv = _project(x_adv.detach() + step * grad.sign(), x, eps)
-    model.train()
+    x_adv = _trades_attack(model, x, g, eps=eps, step=step, steps=steps)
     diff = {}
     if active:
         proxy = copy.deepcopy(model).train()
